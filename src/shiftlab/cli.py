@@ -1,0 +1,168 @@
+"""The `shiftlab` command. It only parses arguments and wires the library's pieces together."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from shiftlab import __version__
+
+
+class UsageError(Exception):
+    """A problem with the command line or its inputs: reported as one line, exit status 2."""
+
+
+def _tasks(value: str) -> list:
+    from shiftlab.tasks import get_preset, list_presets
+
+    if value == "all":
+        return list_presets()
+    try:
+        return [get_preset(name.strip()) for name in value.split(",") if name.strip()]
+    except KeyError as error:
+        raise UsageError(error.args[0]) from None
+
+
+def _output_dir(value: str) -> Path:
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {value!r} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create --out directory {value!r}: {error.strerror}") from None
+    return path
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from shiftlab.tasks import list_presets
+
+    presets = list_presets()
+    width = max(len(p.name) for p in presets)
+    for preset in presets:
+        print(f"{preset.name:<{width}}  {preset.shift:<6}  {preset.description}")
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from shiftlab.envs.general_points.expert import expert_answer, random_answer
+    from shiftlab.play import message_text, play_episode
+
+    presets = _tasks(args.task)
+    out = _output_dir(args.out)
+    rng = np.random.default_rng(args.seed)
+    policies = {
+        "expert": lambda messages, info: expert_answer(info),
+        "random": lambda messages, info: random_answer(info, rng),
+    }
+    respond = policies[args.policy]
+    records = []
+    for preset in presets:
+        for seed in range(args.seed, args.seed + args.episodes):
+            episode = play_episode(preset, seed, respond)
+            image_path = out / f"{preset.name.replace('/', '_')}_seed{seed}.png"
+            Image.fromarray(episode.image).save(image_path)
+            if not args.quiet:
+                print(f"=== {preset.name}  seed {seed}  cards {' '.join(episode.info['cards'])}")
+                print(message_text(episode.turns[0].messages[-1]))
+                for number, turn in enumerate(episode.turns, 1):
+                    if number > 1:
+                        print(f"--- user\n{message_text(turn.messages[-1])}")
+                    print(f"--- answer {number}\n{turn.response}\n--- reward {turn.reward:+g}: {turn.feedback}")
+            verdict = "solved" if episode.success else "not solved"
+            print(f"{preset.name} seed {seed}: {verdict} in {len(episode.turns)} attempt(s), "
+                  f"return {episode.total_reward:+g}; table image: {image_path}")
+            records.append({
+                "task": preset.name, "seed": seed, "cards": episode.info["cards"], "suits": episode.info["suits"],
+                "success": episode.success, "return": episode.total_reward, "image": image_path.name,
+                "turns": [{"response": t.response, "reward": t.reward, "feedback": t.feedback} for t in episode.turns],
+            })
+    with open(out / "episodes.jsonl", "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    solved = sum(r["success"] for r in records)
+    print(f"{solved}/{len(records)} episodes solved; transcripts in {out / 'episodes.jsonl'}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from shiftlab.envs.general_points.answer import normalize_rank
+    from shiftlab.envs.general_points.cards import rank_value
+    from shiftlab.envs.general_points.verifier import verify
+
+    cards = [c.strip() for c in args.cards.split(",") if c.strip()]
+    ranks = [normalize_rank(c) for c in cards]
+    if not ranks or None in ranks:
+        raise UsageError(f"--cards must be card names like A,3,K,6, not {args.cards!r}")
+    response = sys.stdin.read() if args.answer == "-" else args.answer
+    values = [rank_value(r, not args.face_values) for r in ranks]
+    verdict = verify(response, values, args.target, cards=ranks, check_recognition=args.check_cards)
+    print(f"{verdict.outcome.value} {verdict.reward:+g}: {verdict.feedback}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shiftlab",
+        description="Post-train LLMs and VLMs with SFT and RL on shiftable verifiable tasks; "
+        "measure what generalizes.",
+    )
+    parser.add_argument("--version", action="version", version=f"shiftlab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tasks = commands.add_parser("tasks", help="list the task presets", description="List the task presets.")
+    tasks.set_defaults(run=cmd_tasks)
+
+    play = commands.add_parser(
+        "play",
+        help="play episodes with a built-in policy and save the table images",
+        description="Play episodes of task presets with a built-in policy, print the conversations "
+        "(prompt, answers, verifier feedback) and save each rendered table as PNG plus the transcripts "
+        "as JSONL.",
+    )
+    play.add_argument("--task", default="all", help="preset name(s), comma-separated, or 'all' (default)")
+    play.add_argument("--policy", choices=["expert", "random"], default="expert",
+                      help="expert: always correct; random: random operators, revised with feedback")
+    play.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    play.add_argument("--episodes", type=int, default=1, help="episodes per task, seeds seed..seed+N-1")
+    play.add_argument("--out", default="runs/play", help="output directory (default runs/play)")
+    play.add_argument("--quiet", action="store_true", help="print one summary line per episode")
+    play.set_defaults(run=cmd_play)
+
+    check = commands.add_parser(
+        "verify",
+        help="score an answer to a GeneralPoints hand",
+        description="Score an answer with the GeneralPoints verifier and print outcome, reward and feedback.",
+    )
+    check.add_argument("answer", help="the answer text, or - to read it from standard input")
+    check.add_argument("--cards", required=True, help="the hand, e.g. A,3,K,6")
+    check.add_argument("--target", type=int, default=24, help="target number (default 24)")
+    check.add_argument("--face-values", action="store_true", help="J/Q/K count as 11/12/13 instead of 10")
+    check.add_argument("--check-cards", action="store_true", help="also check the answer's cards (image tasks)")
+    check.set_defaults(run=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "episodes", 1) < 1:
+        parser.error("--episodes must be at least 1")
+    try:
+        return args.run(args)
+    except UsageError as error:
+        print(f"shiftlab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("shiftlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

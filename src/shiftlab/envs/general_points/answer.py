@@ -1,0 +1,86 @@
+"""Find the answer fields ("cards", "number", "formula") in a free-form model response.
+
+Models write the answer as strict JSON, as a Python dict with single quotes, with trailing commas,
+inside code fences or after some reasoning. Rather than parse a document, each field is located by
+a key pattern and the last occurrence wins (a final answer follows the reasoning). Every pattern is
+a single pass without nested quantifiers, so time is linear in the length of the text.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+MAX_RESPONSE_CHARS = 100_000
+
+# Patterns open with a literal ("ormula", then a look-behind for F/f) so the regex engine can skip
+# ahead with a fast substring search; a case-insensitive pattern scans ~10x slower on long text.
+_KEY = r"""{tail}(?<=[{first}]{tail})s?["'`]?\s*:\s*"""
+_FORMULA = re.compile(
+    _KEY.format(first="Ff", tail="ormula") + r"""(?:"([^"\n]*)"|'([^'\n]*)'|`([^`\n]*)`|([^,"'`\n}{]*))"""
+)
+_CARDS = re.compile(_KEY.format(first="Cc", tail="ards") + r"\[([^\[\]]*)\]")
+_NUMBER = re.compile(_KEY.format(first="Nn", tail="umber") + r"\[([^\[\]]*)\]")
+_PLAIN_INTEGER = re.compile(r"\s*-?[0-9]+\s*")
+
+_RANK_WORDS = {"ACE": "A", "1": "A", "T": "10", "JACK": "J", "QUEEN": "Q", "KING": "K"}
+# A rank, optionally followed by a suit letter ("KH", "10s"), and then no further letter or digit.
+_RANK = re.compile(r"(10|ACE|JACK|QUEEN|KING|[2-9AJQKT1])[SHDC]?(?![A-Z0-9])")
+
+
+class Answer:
+    """The answer fields found in a response; each is located only when first read, None if absent."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    @cached_property
+    def formula(self) -> str | None:
+        match = _last(_FORMULA, self.text)
+        if match is None:
+            return None
+        return _left_side(next((group for group in match.groups() if group is not None), ""))
+
+    @cached_property
+    def cards(self) -> tuple[str, ...] | None:
+        match = _last(_CARDS, self.text)
+        return _items(match.group(1)) if match else None
+
+    @cached_property
+    def number(self) -> tuple[str, ...] | None:
+        match = _last(_NUMBER, self.text)
+        return _items(match.group(1)) if match else None
+
+
+def _last(pattern: re.Pattern, text: str) -> re.Match | None:
+    match = None
+    for match in pattern.finditer(text):  # noqa: B007 - the last match is the one we want
+        pass
+    return match
+
+
+def _items(body: str) -> tuple[str, ...]:
+    return tuple(item.strip().strip("\"'`").strip() for item in body.split(",") if item.strip())
+
+
+def _left_side(formula: str) -> str:
+    """Drop a stated result: '4*6=24' and '24 = 4*6' both become '4*6'."""
+    sides = formula.split("=")
+    if len(sides) == 1:
+        return formula.strip()
+    for side in sides:
+        if side.strip() and not _PLAIN_INTEGER.fullmatch(side):
+            return side.strip()
+    return sides[0].strip()
+
+
+def extract(text: str) -> Answer:
+    return Answer(text)
+
+
+def normalize_rank(name: str) -> str | None:
+    """A card name as written ('K', 'king', '10 of hearts', 'KH', 'T', 'Ace') to its rank, or None."""
+    match = _RANK.match(name.strip().upper())
+    if not match:
+        return None
+    return _RANK_WORDS.get(match.group(1), match.group(1))
