@@ -9,7 +9,6 @@ a single pass without nested quantifiers, so time is linear in the length of the
 from __future__ import annotations
 
 import re
-from functools import cached_property
 
 MAX_RESPONSE_CHARS = 100_000
 
@@ -28,28 +27,41 @@ _RANK_WORDS = {"ACE": "A", "1": "A", "T": "10", "JACK": "J", "QUEEN": "Q", "KING
 _RANK = re.compile(r"(10|ACE|JACK|QUEEN|KING|[2-9AJQKT1])[SHDC]?(?![A-Z0-9])")
 
 
+_UNREAD = object()
+
+
 class Answer:
     """The answer fields found in a response; each is located only when first read, None if absent."""
 
+    __slots__ = ("text", "_formula", "_cards", "_number")
+
     def __init__(self, text: str):
         self.text = text
+        self._formula = self._cards = self._number = _UNREAD
 
-    @cached_property
+    @property
     def formula(self) -> str | None:
-        match = _last(_FORMULA, self.text)
-        if match is None:
-            return None
-        return _left_side(next((group for group in match.groups() if group is not None), ""))
+        if self._formula is _UNREAD:
+            match = _last(_FORMULA, self.text)
+            self._formula = None if match is None else _left_side(next(g for g in match.groups() if g is not None))
+        return self._formula
 
-    @cached_property
+    @property
     def cards(self) -> tuple[str, ...] | None:
-        match = _last(_CARDS, self.text)
-        return _items(match.group(1)) if match else None
+        if self._cards is _UNREAD:
+            self._cards = _list_field(_CARDS, self.text)
+        return self._cards
 
-    @cached_property
+    @property
     def number(self) -> tuple[str, ...] | None:
-        match = _last(_NUMBER, self.text)
-        return _items(match.group(1)) if match else None
+        if self._number is _UNREAD:
+            self._number = _list_field(_NUMBER, self.text)
+        return self._number
+
+
+def _list_field(pattern: re.Pattern, text: str) -> tuple[str, ...] | None:
+    match = _last(pattern, text)
+    return _items(match.group(1)) if match else None
 
 
 def _last(pattern: re.Pattern, text: str) -> re.Match | None:

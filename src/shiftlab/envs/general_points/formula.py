@@ -16,18 +16,18 @@ MAX_NUMBER_DIGITS = 12
 
 # Typographic operators models like to write; everything else outside ASCII is rejected.
 _ALIASES = {"×": "*", "·": "*", "÷": "/", "−": "-", "–": "-"}
-_OPERATORS = "+-*/"
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 
 
 @dataclass(frozen=True)
 class ParsedFormula:
-    """Tokens of a formula and how far it got: an error, an unfinished prefix, or a complete formula."""
+    """Tokens of a formula and how far it got: an error, an unfinished prefix, or a complete formula
+    with its exact value (None when it divides by zero)."""
 
     tokens: tuple = ()
     error: str | None = None
     unfinished: str | None = None
-    rpn: tuple = ()
+    value: int | Fraction | None = None
 
     @property
     def complete(self) -> bool:
@@ -40,6 +40,10 @@ class ParsedFormula:
 
 def _describe(char: str) -> str:
     return repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+
+
+def _show(token) -> str:
+    return f"'{token}'" if isinstance(token, str) else str(token)
 
 
 _TOKEN = re.compile(r"[ \t\r\n]*(?:([0-9]+)|([-+*/()×·÷−–])|(.))", re.DOTALL)
@@ -60,12 +64,33 @@ def tokenize(text: str) -> tuple[list, str | None]:
     return tokens, None
 
 
-def _show(token) -> str:
-    return f"'{token}'" if isinstance(token, str) else str(token)
+def _reduce(operands: list, op: str) -> None:
+    """Replace the top two operands by their combination; None (division by zero) propagates."""
+    b = operands.pop()
+    a = operands.pop()
+    if a is None or b is None:
+        operands.append(None)
+    elif op == "+":
+        operands.append(a + b)
+    elif op == "-":
+        operands.append(a - b)
+    elif op == "*":
+        operands.append(a * b)
+    elif b == 0:
+        operands.append(None)
+    elif type(a) is int and type(b) is int and a % b == 0:
+        operands.append(a // b)
+    else:
+        operands.append(Fraction(a) / b)
 
 
 def parse(text: str) -> ParsedFormula:
-    """Check the grammar expr := term (op term)*, term := number | '(' expr ')' and build RPN."""
+    """Check the grammar expr := term (op term)*, term := number | '(' expr ')' and evaluate it.
+
+    One pass with an operand and an operator stack (shunting-yard); ints stay ints until a division
+    leaves a remainder. Numbers have at most MAX_NUMBER_DIGITS digits and formulas at most
+    MAX_FORMULA_CHARS characters, so the arithmetic is bounded.
+    """
     if len(text) > MAX_FORMULA_CHARS:
         return ParsedFormula(error=f"it is too long ({len(text)} characters)")
     tokens, error = tokenize(text)
@@ -73,29 +98,29 @@ def parse(text: str) -> ParsedFormula:
         return ParsedFormula(tuple(tokens), error=error)
     if not tokens:
         return ParsedFormula(error="it is empty")
-    output: list = []
-    stack: list[str] = []
+    operands: list = []
+    operators: list[str] = []
     expect_operand = True
     previous = None
     for token in tokens:
-        if isinstance(token, int):
+        if type(token) is int:
             if not expect_operand:
                 return ParsedFormula(tuple(tokens), error=f"an operator is missing between {_show(previous)} and {token}")
-            output.append(token)
+            operands.append(token)
             expect_operand = False
         elif token == "(":
             if not expect_operand:
                 return ParsedFormula(tuple(tokens), error=f"an operator is missing between {_show(previous)} and '('")
-            stack.append(token)
+            operators.append(token)
         elif token == ")":
             if expect_operand:
                 what = "empty parentheses '()'" if previous == "(" else f"')' right after {_show(previous)}"
                 return ParsedFormula(tuple(tokens), error=f"it has {what}")
-            while stack and stack[-1] != "(":
-                output.append(stack.pop())
-            if not stack:
+            while operators and operators[-1] != "(":
+                _reduce(operands, operators.pop())
+            if not operators:
                 return ParsedFormula(tuple(tokens), error="it has a ')' without a matching '('")
-            stack.pop()
+            operators.pop()
         else:
             if expect_operand:
                 if previous is None or previous == "(":
@@ -103,17 +128,19 @@ def parse(text: str) -> ParsedFormula:
                 else:
                     reason = f"two operators in a row ({_show(previous)} then '{token}')"
                 return ParsedFormula(tuple(tokens), error=reason)
-            while stack and stack[-1] != "(" and _PRECEDENCE[stack[-1]] >= _PRECEDENCE[token]:
-                output.append(stack.pop())
-            stack.append(token)
+            precedence = _PRECEDENCE[token]
+            while operators and operators[-1] != "(" and _PRECEDENCE[operators[-1]] >= precedence:
+                _reduce(operands, operators.pop())
+            operators.append(token)
             expect_operand = True
         previous = token
     if expect_operand:
         return ParsedFormula(tuple(tokens), unfinished=f"it ends with {_show(previous)}")
-    if "(" in stack:
+    if "(" in operators:
         return ParsedFormula(tuple(tokens), unfinished="a '(' is never closed")
-    output.extend(reversed(stack))
-    return ParsedFormula(tuple(tokens), rpn=tuple(output))
+    while operators:
+        _reduce(operands, operators.pop())
+    return ParsedFormula(tuple(tokens), value=operands[0])
 
 
 def evaluate(parsed: ParsedFormula) -> Fraction | int | None:
@@ -121,26 +148,7 @@ def evaluate(parsed: ParsedFormula) -> Fraction | int | None:
     divides by zero."""
     if not parsed.complete:
         raise ValueError("only a complete formula has a value")
-    values: list = []
-    for token in parsed.rpn:
-        if isinstance(token, int):
-            values.append(token)
-            continue
-        b = values.pop()
-        a = values.pop()
-        if token == "+":
-            values.append(a + b)
-        elif token == "-":
-            values.append(a - b)
-        elif token == "*":
-            values.append(a * b)
-        elif b == 0:
-            return None
-        elif isinstance(a, int) and isinstance(b, int) and a % b == 0:
-            values.append(a // b)
-        else:
-            values.append(Fraction(a) / b)
-    return values[0]
+    return parsed.value
 
 
 def format_value(value: Fraction | int) -> str:

@@ -165,7 +165,7 @@ def verify(
                            formula, cards_ok)
         return verdict(Outcome.ILLEGAL_FORMULA, f"Your formula is unfinished: {parsed.unfinished}.", formula, cards_ok)
 
-    value = fm.evaluate(parsed)
+    value = parsed.value
     if value is None:
         return verdict(Outcome.WRONG_VALUE, "Your formula divides by zero.", formula, cards_ok)
     if value == target:
