@@ -29,6 +29,7 @@ OBSERVATIONS = ("text", "image")
 MAX_CARDS = 6
 _DEAL_BATCH = 4  # candidate hands per RNG call: one call almost always yields a solvable hand
 _MAX_DEALS = 4096
+_RANK_INDEX = {rank: i for i, rank in enumerate(RANKS)}
 
 
 class GeneralPointsEnv(gym.Env):
@@ -114,6 +115,7 @@ class GeneralPointsEnv(gym.Env):
         """
         n, face = self.num_cards, len(FACE_RANKS)
         first_face = len(RANKS) - face
+        suits = self._allowed_suits
         for _ in range(_MAX_DEALS // _DEAL_BATCH):
             for row in self.np_random.random((_DEAL_BATCH, 2 * n + 1)).tolist():
                 ranks = [int(u * len(RANKS)) for u in row[:n]]
@@ -121,8 +123,7 @@ class GeneralPointsEnv(gym.Env):
                     slot = int(row[2 * n] * n)
                     ranks[slot] = first_face + int(row[slot] * face)
                 if is_solvable([self._rank_values[r] for r in ranks], self.target):
-                    suits = self._allowed_suits
-                    return tuple(RANKS[r] for r in ranks), tuple(suits[int(u * len(suits))] for u in row[n : 2 * n])
+                    return tuple([RANKS[r] for r in ranks]), tuple([suits[int(u * len(suits))] for u in row[n : 2 * n]])
         raise RuntimeError(
             f"no solvable hand found in {_MAX_DEALS} deals: is target={self.target} reachable with "
             f"{self.num_cards} cards under this rule?"
@@ -146,7 +147,7 @@ class GeneralPointsEnv(gym.Env):
             self._cards, self._suits = self._hand_from_options(options)
         else:
             self._cards, self._suits = self._deal()
-        self._values = tuple(rank_value(r, self.face_cards_as_ten) for r in self._cards)
+        self._values = tuple([self._rank_values[_RANK_INDEX[r]] for r in self._cards])
         self._attempts_left = self.max_attempts
         self._done = False
         self._image = None
