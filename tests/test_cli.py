@@ -14,11 +14,14 @@ from PIL import Image
 from shiftlab.cli import main
 
 
-def test_console_script_help():
-    exe = shutil.which("shiftlab")
-    command = [exe] if exe else [sys.executable, "-m", "shiftlab.cli"]
+@pytest.mark.parametrize("command", [["shiftlab"], [sys.executable, "-m", "shiftlab"]])
+def test_entry_points_run(command):
+    if command == ["shiftlab"] and shutil.which("shiftlab") is None:
+        pytest.skip("console script not installed (package not pip-installed)")
     result = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "play" in result.stdout and "verify" in result.stdout
+    bad = subprocess.run([*command, "play", "--task", "nope"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "unknown task" in bad.stderr
 
 
 @pytest.mark.parametrize("command", ["tasks", "play", "verify"])

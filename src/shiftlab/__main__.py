@@ -1,0 +1,7 @@
+"""`python -m shiftlab` runs the `shiftlab` command."""
+
+import sys
+
+from shiftlab.cli import main
+
+sys.exit(main())
