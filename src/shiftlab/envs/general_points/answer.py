@@ -8,9 +8,11 @@ a single pass without nested quantifiers, so time is linear in the length of the
 
 from __future__ import annotations
 
+import json
 import re
 
 MAX_RESPONSE_CHARS = 100_000
+MAX_LIST_ITEMS = 64
 
 # Patterns open with a literal ("ormula", then a look-behind for F/f) so the regex engine can skip
 # ahead with a fast substring search; a case-insensitive pattern scans ~10x slower on long text.
@@ -43,7 +45,14 @@ class Answer:
     def formula(self) -> str | None:
         if self._formula is _UNREAD:
             match = _last(_FORMULA, self.text)
-            self._formula = None if match is None else _left_side(next(g for g in match.groups() if g is not None))
+            if match is None:
+                self._formula = None
+            else:
+                double_quoted, *others = match.groups()
+                raw = double_quoted if double_quoted is not None else next(g for g in others if g is not None)
+                if double_quoted is not None and "\\" in raw:
+                    raw = _json_unescape(raw)
+                self._formula = _left_side(raw)
         return self._formula
 
     @property
@@ -71,8 +80,18 @@ def _last(pattern: re.Pattern, text: str) -> re.Match | None:
     return match
 
 
+def _json_unescape(raw: str) -> str:
+    """Decode JSON string escapes ("10\\u00d73" is 10×3 in strict JSON); raw text if it is not valid JSON."""
+    try:
+        return json.loads(f'"{raw}"')
+    except ValueError:
+        return raw
+
+
 def _items(body: str) -> tuple[str, ...]:
-    return tuple(item.strip().strip("\"'`").strip() for item in body.split(",") if item.strip())
+    """List items without quotes; past MAX_LIST_ITEMS the rest stays one item (no hand is that big)."""
+    parts = body.split(",", MAX_LIST_ITEMS)
+    return tuple(item.strip().strip("\"'`").strip() for item in parts if item.strip())
 
 
 def _left_side(formula: str) -> str:

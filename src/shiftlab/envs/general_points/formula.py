@@ -46,13 +46,13 @@ def _show(token) -> str:
     return f"'{token}'" if isinstance(token, str) else str(token)
 
 
-_TOKEN = re.compile(r"[ \t\r\n]*(?:([0-9]+)|([-+*/()×·÷−–])|(.))", re.DOTALL)
+_TOKEN = re.compile(r"\s*(?:([0-9]+)|([-+*/()×·÷−–])|(.))", re.DOTALL)
 
 
 def tokenize(text: str) -> tuple[list, str | None]:
-    """Split into ints and the one-character tokens + - * / ( ); spaces only separate tokens."""
+    """Split into ints and the one-character tokens + - * / ( ); white space only separates tokens."""
     tokens: list = []
-    for digits, symbol, other in _TOKEN.findall(text):
+    for digits, symbol, other in _TOKEN.findall(text.strip()):
         if digits:
             if len(digits) > MAX_NUMBER_DIGITS:
                 return tokens, f"the number starting {digits[:8]}... is too long"
@@ -114,6 +114,8 @@ def parse(text: str) -> ParsedFormula:
             operators.append(token)
         elif token == ")":
             if expect_operand:
+                if previous is None:
+                    return ParsedFormula(tuple(tokens), error="it starts with ')'")
                 what = "empty parentheses '()'" if previous == "(" else f"')' right after {_show(previous)}"
                 return ParsedFormula(tuple(tokens), error=f"it has {what}")
             while operators and operators[-1] != "(":

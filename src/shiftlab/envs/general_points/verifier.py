@@ -4,7 +4,7 @@ Differences from the original verifier, each a fix:
 - exact rational arithmetic, so 8/(3-8/3) is 24 (float eval gave 23.999... and reward 0);
 - one outcome per answer, not penalties summed into values outside the table (-4, -6, ...);
 - tolerant reading: strict JSON or Python-style quotes, trailing commas, code fences, spaces in the
-  formula, x and the typographic operators, a stated result ("=24");
+  formula, the typographic operators × ÷ −, a stated result ("=24");
 - any input, of any size, is scored in bounded time and never raises.
 
 Checks run in the original's order: the answer must contain a formula, then (image tasks) the cards
@@ -110,7 +110,7 @@ def _number_problems(used: Sequence[int], values: Sequence[int], *, complete: bo
 
 def check_cards(listed: Sequence[str] | None, cards: Sequence[str]) -> bool:
     """Whether the listed card names are the dealt ranks, in any order."""
-    if listed is None:
+    if listed is None or len(listed) != len(cards):
         return False
     return sorted(map(str, (normalize_rank(c) for c in listed))) == sorted(cards)
 
