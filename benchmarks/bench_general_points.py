@@ -1,6 +1,6 @@
 """Speed of the GeneralPoints environment: solver, text reset+step, image observations, verifier.
 
-    python benchmarks/bench_general_points.py [--quick]
+    python benchmarks/bench_general_points.py [--repeat N]
 
 Prints medians (and a few percentiles) measured in this one run, plus a naive baseline solver that
 enumerates every expression at every reset, as the original environment does, for a ratio. Goals
@@ -18,6 +18,7 @@ import time
 from fractions import Fraction
 
 import gymnasium as gym
+from gymnasium.utils import seeding
 
 import shiftlab  # noqa: F401  (registers the environments)
 from shiftlab.envs.general_points import GeneralPointsEnv, expert_answer, solver, verify
@@ -79,55 +80,69 @@ def bench_images(resolution: int, goal: float, repeat: int, answer: str) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--repeat", type=int, default=20000, help="episodes per text measurement (default 20000)")
     args = parser.parse_args()
-    n = 2000 if args.quick else 20000
+    n = args.repeat
     print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}")
 
     # Solver: the full table for every 4-card hand, built from nothing.
-    for cache in (solver._table, solver._solution_trees, solver._solutions, solver._prefixes):
-        cache.cache_clear()
+    solver.clear_caches()
     hands = list(itertools.combinations_with_replacement(range(1, 14), 4))
     start = time.perf_counter()
     solvable = sum(bool(solver.solutions(h)) for h in hands)
     print(f"{'solver: all 1820 four-card hands (values 1-13), cold':<58} {time.perf_counter() - start:9.3f} s "
           f"  ({solvable} solvable)")
-    sample = hands[:: max(1, len(hands) // (40 if args.quick else 200))]
+    sample = hands[:: max(1, len(hands) // min(200, max(10, n // 100)))]
     naive = summary("baseline: enumerate every expression per hand", timed(lambda i: naive_solvable(sample[i]),
                                                                          len(sample)), "ms")
 
-    # Text episodes: reset with a fresh seed, then one step with a correct or a wrong answer.
+    # Text episodes: one reset and one step. The variants run interleaved in rounds so that all of
+    # them see the same machine conditions (this 2-core VM drifts by tens of percent).
     env = GeneralPointsEnv(observation="text")
+    made = gym.make("shiftlab/GeneralPoints-v0")
     answers = {}
     for seed in range(n):
         _, info = env.reset(seed=seed)
         answers[seed] = expert_answer(info)
     wrong = '{"cards": ["A", "2", "3", "4"], "number": [1, 2, 3, 4], "formula": "1+2+3+4=24"}'
 
-    def episode(seed, answer=None):
+    def seeded_correct(seed):
         env.reset(seed=seed)
-        env.step(answers[seed] if answer is None else answer)
+        env.step(answers[seed])
 
-    ours = summary("text: reset(seed) + step(correct answer)", timed(episode, n), "us", goal=50)
-    summary("text: reset(seed) + step(wrong answer)", timed(lambda s: episode(s, wrong), n), "us", goal=50)
-
-    def unseeded(i):
-        _, info = env.reset()
+    def seeded_wrong(seed):
+        env.reset(seed=seed)
         env.step(wrong)
 
-    summary("text: reset() + step(wrong answer), no reseeding", timed(unseeded, n), "us", goal=50)
-    made = gym.make("shiftlab/GeneralPoints-v0")
+    def unseeded_wrong(seed):
+        env.reset()
+        env.step(wrong)
 
     def via_make(seed):
         made.reset(seed=seed)
         made.step(answers[seed])
 
-    summary("text via gymnasium.make (checker wrappers), correct answer", timed(via_make, n), "us")
-    print(f"{'ratio baseline per-hand enumeration / our reset+step':<58} {naive * 1e3 / ours:9.0f} x")
+    variants = {
+        "text: reset(seed) + step(correct answer)": seeded_correct,
+        "text: reset(seed) + step(wrong answer)": seeded_wrong,
+        "text: reset() + step(wrong answer), seeded once": unseeded_wrong,
+        "text via gymnasium.make (checker wrappers), reset(seed)": via_make,
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    rounds = 20
+    for r in range(rounds):
+        for name, fn in variants.items():
+            times[name] += timed(lambda i, fn=fn, r=r: fn((r * n // rounds + i) % n), n // rounds)
+    medians = {name: summary(name, values, "us", goal=50) for name, values in times.items()}
+    ours = medians["text: reset(seed) + step(correct answer)"]
+    print(f"{'ratio baseline per-hand enumeration / our reset(seed)+step':<58} {naive * 1e3 / ours:9.0f} x")
 
     # Image observations: a new hand rendered and returned (deal + render + copy), after warm-up.
     for resolution, goal in ((448, 3.0), (1200, 15.0)):
-        bench_images(resolution, goal, n // 10, wrong)
+        bench_images(resolution, goal, max(10, n // 10), wrong)
+
+    # The cost of gymnasium's reseeding alone (numpy SeedSequence + PCG64), for reference.
+    summary("gymnasium reseeding alone (seeding.np_random)", timed(lambda s: seeding.np_random(s), n), "us")
 
     # The verifier on hostile input: worst case over a fixed list.
     hostile = [

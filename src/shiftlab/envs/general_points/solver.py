@@ -157,6 +157,12 @@ def solutions(numbers: Sequence[int], target: int = 24) -> tuple[str, ...]:
     return _solutions(tuple(sorted(numbers)), int(target))
 
 
+def clear_caches() -> None:
+    """Forget every memoised table (for cold-start measurements, or to release memory)."""
+    for cached in (_table, _solution_trees, _solutions, _trees_by_leaves):
+        cached.cache_clear()
+
+
 def is_solvable(numbers: Sequence[int], target: int = 24) -> bool:
     return bool(_solution_trees(tuple(sorted(numbers)), int(target)))
 

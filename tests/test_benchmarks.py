@@ -1,0 +1,18 @@
+"""The benchmark scripts still run (their figures are recorded in BENCHMARKS.md, not asserted here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_general_points_benchmark_runs():
+    script = BENCHMARKS / "bench_general_points.py"
+    result = subprocess.run([sys.executable, str(script), "--repeat", "100"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    for line in ("solver: all 1820", "text: reset(seed) + step", "image 448px", "image 1200px", "verifier: slowest"):
+        assert line in result.stdout
