@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from oracle import fast
 
 from shiftlab.envs.general_points.answer import MAX_RESPONSE_CHARS
 from shiftlab.envs.general_points.verifier import Outcome, RewardTable, Verdict, verify
@@ -15,15 +16,6 @@ HAND = [4, 3, 2, 10]
 HAND_CARDS = ["4", "3", "2", "10"]
 TABLE_VALUES = {RewardTable()[o] for o in Outcome}
 TIME_LIMIT_S = 0.020
-
-
-def fast(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 def formula(text: str) -> str:

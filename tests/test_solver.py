@@ -18,35 +18,14 @@ from fractions import Fraction
 from functools import cache
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from oracle import OPS, PRECEDENCE, combine, fast
 
 from shiftlab.envs.general_points.solver import is_solution_prefix, is_solvable, solutions
 
-
-def fast(examples: int) -> settings:
-    """Reproducible in CI: fixed seed, no per-example deadline."""
-    return settings(
-        max_examples=examples, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-    )
-
-
-OPS = ("+", "-", "*", "/")
-PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
-
-
 # --------------------------------------------------------------------------------------------------
 # Oracle
-
-
-def combine(op: str, a: Fraction, b: Fraction) -> Fraction | None:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    return None if b == 0 else a / b
 
 
 @cache

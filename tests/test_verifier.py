@@ -7,26 +7,16 @@ from collections import Counter
 from fractions import Fraction
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
+from oracle import OPS, PRECEDENCE, fast, tree_value
 
 from shiftlab.envs.general_points.cards import RANKS, rank_value
 from shiftlab.envs.general_points.verifier import Outcome, RewardTable, Verdict, verify
 
 HAND = [4, 3, 2, 10]
 HAND_CARDS = ["4", "3", "2", "10"]
-OPS = ("+", "-", "*", "/")
-PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 DEFAULT = RewardTable()
-
-
-def fast(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 def answer(formula: str, cards=HAND_CARDS, number=HAND) -> str:
@@ -39,22 +29,6 @@ def score(formula: str, values=HAND, target: int = 24, **kwargs) -> Verdict:
 
 # --------------------------------------------------------------------------------------------------
 # Property: random expressions in random answer formats
-
-
-def tree_value(tree) -> Fraction | None:
-    if not isinstance(tree, tuple):
-        return Fraction(tree)
-    op, left, right = tree
-    a, b = tree_value(left), tree_value(right)
-    if a is None or b is None:
-        return None
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    return None if b == 0 else a / b
 
 
 @st.composite
