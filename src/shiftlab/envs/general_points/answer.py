@@ -1,4 +1,5 @@
-"""Find the answer fields ("cards", "number", "formula") in a free-form model response.
+"""Find the scored answer fields in a free-form model response: "formula", and "cards" for image
+tasks. The response format also has "number" (the cards' values), which, as in the paper, is not scored.
 
 Models write the answer as strict JSON, as a Python dict with single quotes, with trailing commas,
 inside code fences or after some reasoning. Rather than parse a document, each field is located by
@@ -21,7 +22,6 @@ _FORMULA = re.compile(
     _KEY.format(first="Ff", tail="ormula") + r"""(?:"([^"\n]*)"|'([^'\n]*)'|`([^`\n]*)`|([^,"'`\n}{]*))"""
 )
 _CARDS = re.compile(_KEY.format(first="Cc", tail="ards") + r"\[([^\[\]]*)\]")
-_NUMBER = re.compile(_KEY.format(first="Nn", tail="umber") + r"\[([^\[\]]*)\]")
 _PLAIN_INTEGER = re.compile(r"\s*-?[0-9]+\s*")
 
 _RANK_WORDS = {"ACE": "A", "1": "A", "T": "10", "JACK": "J", "QUEEN": "Q", "KING": "K"}
@@ -35,11 +35,11 @@ _UNREAD = object()
 class Answer:
     """The answer fields found in a response; each is located only when first read, None if absent."""
 
-    __slots__ = ("text", "_formula", "_cards", "_number")
+    __slots__ = ("text", "_formula", "_cards")
 
     def __init__(self, text: str):
         self.text = text
-        self._formula = self._cards = self._number = _UNREAD
+        self._formula = self._cards = _UNREAD
 
     @property
     def formula(self) -> str | None:
@@ -60,12 +60,6 @@ class Answer:
         if self._cards is _UNREAD:
             self._cards = _list_field(_CARDS, self.text)
         return self._cards
-
-    @property
-    def number(self) -> tuple[str, ...] | None:
-        if self._number is _UNREAD:
-            self._number = _list_field(_NUMBER, self.text)
-        return self._number
 
 
 def _list_field(pattern: re.Pattern, text: str) -> tuple[str, ...] | None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 RANKS: tuple[str, ...] = ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")
 FACE_RANKS: tuple[str, ...] = ("J", "Q", "K")
 
-# Single letters keep the info dict and logs compact; names are for people.
+# Spades, hearts, diamonds, clubs: single letters keep the info dict and logs compact.
 SUITS: tuple[str, ...] = ("S", "H", "D", "C")
-SUIT_NAMES: dict[str, str] = {"S": "spades", "H": "hearts", "D": "diamonds", "C": "clubs"}
 RED_SUITS: tuple[str, ...] = ("H", "D")
 BLACK_SUITS: tuple[str, ...] = ("S", "C")
 SUITS_BY_COLOR: dict[str, tuple[str, ...]] = {"black": BLACK_SUITS, "red": RED_SUITS, "mixed": SUITS}

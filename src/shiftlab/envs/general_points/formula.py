@@ -145,14 +145,6 @@ def parse(text: str) -> ParsedFormula:
     return ParsedFormula(tuple(tokens), value=operands[0])
 
 
-def evaluate(parsed: ParsedFormula) -> Fraction | int | None:
-    """Exact value of a complete formula (an int unless a division leaves a remainder); None when it
-    divides by zero."""
-    if not parsed.complete:
-        raise ValueError("only a complete formula has a value")
-    return parsed.value
-
-
 def format_value(value: Fraction | int) -> str:
     value = Fraction(value)
     return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
