@@ -232,6 +232,7 @@ def test_options_set_the_hand():
         {"max_attempts": 0},
         {"target": 2.5},
         {"resolution": 10},
+        {"resolution": "448"},
         {"render_mode": "human"},
     ],
 )

@@ -506,3 +506,9 @@ def test_custom_reward_table(response, kwargs, outcome, reward):
 
 def test_default_reward_table_is_the_papers():
     assert [DEFAULT[o] for o in Outcome] == [5.0, 1.0, -1.0, -1.5, -2.0, -3.0]
+
+
+def test_too_long_answer_counts_as_unrecognised_cards_in_image_mode():
+    text = answer("4*3+2+10") + " " * 100_001
+    assert verify(text, HAND, cards=HAND_CARDS, check_recognition=True).cards_correct is False
+    assert verify(text, HAND).cards_correct is None

@@ -75,7 +75,7 @@ class GeneralPointsEnv(gym.Env):
             raise ValueError(f"target must be an int, not {target!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
-        if not 64 <= resolution <= 4096:
+        if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool) or not 64 <= resolution <= 4096:
             raise ValueError(f"resolution must be from 64 to 4096 pixels, not {resolution!r}")
         self.observation_kind = observation
         self.face_cards_as_ten = bool(face_cards_as_ten)

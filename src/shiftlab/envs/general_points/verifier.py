@@ -135,7 +135,8 @@ def verify(
         return Verdict(outcome, rewards[outcome], feedback, formula, cards_ok)
 
     if len(text) > MAX_RESPONSE_CHARS:
-        return verdict(Outcome.ILLEGAL_FORMULA, f"Your answer is too long ({len(text)} characters); {FORMAT_HINT}.")
+        return verdict(Outcome.ILLEGAL_FORMULA, f"Your answer is too long ({len(text)} characters); {FORMAT_HINT}.",
+                       cards_ok=False if check_recognition else None)
     answer = extract(text)
     cards_ok = None
     if check_recognition:
