@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from shiftlab.prompts.general_points import GeneralPointsPrompt, Message
+from shiftlab.prompts.virl import VirlPrompt
 
 
 class PromptStyle(Protocol):
@@ -18,6 +19,8 @@ class PromptStyle(Protocol):
 PROMPT_STYLES: dict[str, PromptStyle] = {
     "general-points": GeneralPointsPrompt(),
     "general-points/example": GeneralPointsPrompt(example=True),
+    "virl": VirlPrompt(),
+    "virl/example": VirlPrompt(example=True),
 }
 
 
@@ -28,4 +31,4 @@ def get_prompt(name: str) -> PromptStyle:
         raise KeyError(f"unknown prompt style {name!r}; known: {', '.join(PROMPT_STYLES)}") from None
 
 
-__all__ = ["PROMPT_STYLES", "GeneralPointsPrompt", "Message", "PromptStyle", "get_prompt"]
+__all__ = ["PROMPT_STYLES", "GeneralPointsPrompt", "Message", "PromptStyle", "VirlPrompt", "get_prompt"]
