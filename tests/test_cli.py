@@ -90,3 +90,23 @@ def test_argparse_errors_exit_2(capsys):
     assert exit_info.value.code == 2
     with pytest.raises(SystemExit):
         main(["play", "--seed", "abc"])
+
+
+def test_play_a_virl_preset(tmp_path, capsys):
+    assert main(["play", "--task", "virl-vl/visual-ood", "--seed", "0", "--out", str(tmp_path), "--quiet"]) == 0
+    assert "1/1 episodes solved" in capsys.readouterr().out
+    record = json.loads((tmp_path / "episodes.jsonl").read_text())
+    assert record["start"]["city"] == "new_york" and all(t["reward"] == 1.0 for t in record["turns"])
+    assert np.asarray(Image.open(tmp_path / record["image"])).shape == (517, 517, 3)
+
+
+def test_virl_export_then_check(tmp_path, capsys):
+    out = tmp_path / "routes"
+    assert main(["virl-export", "--out", str(out), "--routes", "1", "--pano-width", "128", "--lengths", "mini"]) == 0
+    assert main(["virl-check", str(out)]) == 0
+    assert "valid" in capsys.readouterr().out
+    next((out / "street_views").glob("*.jpg")).unlink()
+    assert main(["virl-check", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "panoramas missing" in err and len(err.splitlines()) == 1
+    assert main(["virl-export", "--out", str(tmp_path / "x"), "--city", "atlantis"]) == 2

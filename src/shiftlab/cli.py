@@ -51,25 +51,23 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_play(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from shiftlab.envs.general_points.expert import expert_answer, random_answer
     from shiftlab.play import message_text, play_episode
 
     presets = _tasks(args.task)
     out = _output_dir(args.out)
     rng = np.random.default_rng(args.seed)
-    policies = {
-        "expert": lambda messages, info: expert_answer(info),
-        "random": lambda messages, info: random_answer(info, rng),
-    }
-    respond = policies[args.policy]
     records = []
     for preset in presets:
+        if args.policy == "expert":
+            respond = lambda messages, info, preset=preset: preset.expert_answer(info)  # noqa: E731
+        else:
+            respond = lambda messages, info, preset=preset: preset.random_answer(info, rng)  # noqa: E731
         for seed in range(args.seed, args.seed + args.episodes):
             episode = play_episode(preset, seed, respond)
             image_path = out / f"{preset.name.replace('/', '_')}_seed{seed}.png"
             Image.fromarray(episode.image).save(image_path)
             if not args.quiet:
-                print(f"=== {preset.name}  seed {seed}  cards {' '.join(episode.info['cards'])}")
+                print(f"=== {preset.name}  seed {seed}")
                 print(message_text(episode.turns[0].messages[-1]))
                 for number, turn in enumerate(episode.turns, 1):
                     if number > 1:
@@ -79,7 +77,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             print(f"{preset.name} seed {seed}: {verdict} in {len(episode.turns)} attempt(s), "
                   f"return {episode.total_reward:+g}; table image: {image_path}")
             records.append({
-                "task": preset.name, "seed": seed, "cards": episode.info["cards"], "suits": episode.info["suits"],
+                "task": preset.name, "seed": seed, "start": episode.info,
                 "success": episode.success, "return": episode.total_reward, "image": image_path.name,
                 "turns": [{"response": t.response, "reward": t.reward, "feedback": t.feedback} for t in episode.turns],
             })
@@ -104,6 +102,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
     values = [rank_value(r, not args.face_values) for r in ranks]
     verdict = verify(response, values, args.target, cards=ranks, check_recognition=args.check_cards)
     print(f"{verdict.outcome.value} {verdict.reward:+g}: {verdict.feedback}")
+    return 0
+
+
+def cmd_virl_export(args: argparse.Namespace) -> int:
+    from shiftlab.envs.virl.export import export_procedural
+    from shiftlab.envs.virl.world import CITIES
+
+    if args.city not in CITIES:
+        raise UsageError(f"unknown city {args.city!r}; known cities: {', '.join(CITIES)}")
+    if args.routes < 1 or args.pano_width < 64:
+        raise UsageError("--routes must be at least 1 and --pano-width at least 64")
+    out = export_procedural(args.out, city=args.city, split=args.split, routes=args.routes, lengths=args.lengths,
+                            pano_width=args.pano_width, rotation=args.rotation)
+    print(f"wrote {args.routes} {args.city} route(s) in the released layout to {out}")
+    return 0
+
+
+def cmd_virl_check(args: argparse.Namespace) -> int:
+    from shiftlab.envs.virl.data import DataError, validate_dataset
+
+    try:
+        validate_dataset(args.data_dir)
+    except DataError as error:
+        head, *problems = str(error).splitlines()
+        raise UsageError(" ".join([head, "; ".join(p.strip().lstrip("- ") for p in problems)]).strip()) from None
+    print(f"{args.data_dir}: a valid V-IRL route directory")
     return 0
 
 
@@ -146,6 +170,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--face-values", action="store_true", help="J/Q/K count as 11/12/13 instead of 10")
     check.add_argument("--check-cards", action="store_true", help="also check the answer's cards (image tasks)")
     check.set_defaults(run=cmd_verify)
+
+    export = commands.add_parser(
+        "virl-export",
+        help="write procedural V-IRL routes in the released data layout",
+        description="Write routes of a procedural city, with street-view panoramas, in the layout of the "
+        "released V-IRL data (route_infos.json, gps_pano_mapping.pkl, street_views/).",
+    )
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--city", default="new_york", help="procedural city (default new_york)")
+    export.add_argument("--split", choices=["train", "test", "ood"], default="test", help="district (default test)")
+    export.add_argument("--routes", type=int, default=10, help="number of routes (default 10)")
+    export.add_argument("--lengths", choices=["train", "mini"], default="train", help="route lengths")
+    export.add_argument("--pano-width", type=int, default=1024, help="panorama width in pixels (default 1024)")
+    export.add_argument("--rotation", type=float, default=0.0, help="panorama rotation stored in the metadata")
+    export.set_defaults(run=cmd_virl_export)
+
+    validate = commands.add_parser(
+        "virl-check",
+        help="check a V-IRL route directory",
+        description="Check a directory in the released V-IRL layout and list every problem found.",
+    )
+    validate.add_argument("data_dir", help="directory with route_infos.json, gps_pano_mapping.pkl, street_views/")
+    validate.set_defaults(run=cmd_virl_check)
     return parser
 
 

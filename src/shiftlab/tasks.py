@@ -13,8 +13,9 @@ from types import MappingProxyType
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
-from shiftlab.envs import GENERAL_POINTS_ID
+from shiftlab.envs import GENERAL_POINTS_ID, VIRL_ID
 from shiftlab.prompts import PromptStyle, get_prompt
 
 SHIFTS = ("id", "rule", "visual")
@@ -28,13 +29,17 @@ class TaskPreset:
     prompt: str
     shift: str
     description: str
-    # What the task reports beyond success: "recognition" for image tasks that name the cards.
+    # What the task reports beyond success: "recognition" for image tasks that name the cards,
+    # "step_accuracy" and "per_city" for navigation.
     metrics: tuple[str, ...] = field(default=())
+    # Options that evaluation uses instead of the training ones (held-out districts for V-IRL).
+    evaluation_overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.shift not in SHIFTS:
             raise ValueError(f"shift must be one of {SHIFTS}, not {self.shift!r}")
         object.__setattr__(self, "env_kwargs", MappingProxyType(dict(self.env_kwargs)))
+        object.__setattr__(self, "evaluation_overrides", MappingProxyType(dict(self.evaluation_overrides)))
 
     @property
     def group(self) -> str:
@@ -45,12 +50,32 @@ class TaskPreset:
     def is_ood(self) -> bool:
         return self.shift != "id"
 
-    def make_env(self, **overrides: Any) -> gym.Env:
-        """A fresh environment; `overrides` replace preset options (e.g. resolution=224)."""
-        return gym.make(self.env_id, **{**self.env_kwargs, **overrides})
+    def make_env(self, *, evaluation: bool = False, **overrides: Any) -> gym.Env:
+        """A fresh environment; `evaluation=True` applies the evaluation options (e.g. held-out
+        districts), and `overrides` replace any option (e.g. resolution=224)."""
+        kwargs = {**self.env_kwargs, **(self.evaluation_overrides if evaluation else {}), **overrides}
+        return gym.make(self.env_id, **kwargs)
 
     def make_prompt(self) -> PromptStyle:
         return get_prompt(self.prompt)
+
+    def expert_answer(self, info: Mapping) -> str:
+        """The task expert's answer for the state described by an env `info` dict."""
+        return _policies(self.env_id)[0](info)
+
+    def random_answer(self, info: Mapping, rng: np.random.Generator) -> str:
+        """A well-formed random answer: the baseline that knows the format but not the task."""
+        return _policies(self.env_id)[1](info, rng)
+
+
+def _policies(env_id: str):
+    if env_id == GENERAL_POINTS_ID:
+        from shiftlab.envs.general_points import expert as gp
+
+        return gp.expert_answer, gp.random_answer
+    from shiftlab.envs.virl import expert as virl
+
+    return virl.expert_answer, virl.random_answer
 
 
 _PRESETS: dict[str, TaskPreset] = {}
@@ -115,3 +140,38 @@ _general_points(
     "gp-vl/visual-ood", "visual", "GeneralPoints image with red suits (unseen colour); J/Q/K count as 10",
     observation="image", face_cards_as_ten=True, suit_color="red",
 )
+
+
+def _virl(name: str, shift: str, description: str, evaluation: dict | None = None, **env_kwargs: Any) -> None:
+    register_preset(
+        TaskPreset(
+            name=name,
+            env_id=VIRL_ID,
+            env_kwargs=env_kwargs,
+            prompt="virl",
+            shift=shift,
+            description=description,
+            metrics=("step_accuracy", "per_city"),
+            evaluation_overrides=evaluation or {},
+        )
+    )
+
+
+# The paper's settings (Sec. 4.2, App. B): train on New York routes with absolute actions; the rule
+# shift answers in relative actions; the visual shift walks the mini benchmark's shape, 9 cities x 2
+# short routes in a fixed order. Unlike the paper, in-distribution evaluation uses a held-out district
+# of the training city rather than the training routes, and the OOD New York routes are a third district.
+_HELD_OUT = {"split": "test", "routes_per_city": 200}
+_MINI = {"city": "all", "split": "ood", "route_lengths": "mini", "route_order": "sequential"}
+_virl("virl-l", "id", "V-IRL navigation as text, absolute actions, New York", evaluation=_HELD_OUT,
+      observation="text", action_space="absolute", city="new_york", split="train")
+_virl("virl-l/rule-ood", "rule", "V-IRL text, relative actions (left/right), held-out New York district",
+      observation="text", action_space="relative", city="new_york", **_HELD_OUT)
+_virl("virl-vl", "id", "V-IRL with 2x2 street views, absolute actions, New York", evaluation=_HELD_OUT,
+      observation="image", action_space="absolute", city="new_york", split="train")
+_virl("virl-vl/rule-ood", "rule", "V-IRL street views, relative actions, held-out New York district",
+      observation="image", action_space="relative", city="new_york", **_HELD_OUT)
+_virl("virl-vl/visual-ood", "visual", "V-IRL street views in 9 cities x 2 short routes, fixed order (mini benchmark)",
+      observation="image", action_space="absolute", routes_per_city=2, **_MINI)
+_virl("virl-vl/visual-ood-extended", "visual", "V-IRL street views in 9 cities x 25 short routes, fixed order",
+      observation="image", action_space="absolute", routes_per_city=25, **_MINI)
