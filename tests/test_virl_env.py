@@ -210,3 +210,32 @@ def test_the_landmark_named_for_a_side_is_in_that_sides_tile():
             assert counts[tile] >= 20 and counts[tile] >= 0.9 * sum(counts), (words, counts)
             checked += 1
     assert checked >= 5
+
+
+@pytest.mark.parametrize(("preset_name", "evaluation"), [
+    ("virl-l", False), ("virl-l", True), ("virl-vl/visual-ood-extended", False)])
+def test_expert_walks_every_route_of_the_pools(preset_name, evaluation):
+    """Every route of the training pool (1000), the held-out pool (200) and the extended OOD set (225):
+    in both action spaces, the expert succeeds and the rail keeps its invariants."""
+    env = get_preset(preset_name).make_env(evaluation=evaluation, observation="text").unwrapped
+    for route in range(len(env.source)):
+        for action_space in ("absolute", "relative"):
+            env.action_space_name = action_space
+            rewards, info = walk(env, seed=route, options={"route_idx": route})
+            assert info["success"] and set(rewards) == {1.0}, (route, action_space)
+        actions = [p.absolute_action for p in env.rail.points]
+        milestones = len(env.source.record(route)["route_results"]["geocode_list"])
+        assert actions[-1] == "stop()" and sum(a.startswith("turn") for a in actions) == milestones
+        sentences = [p.sentence for p in env.rail.points]
+        assert sentences == sorted(sentences) and sentences[-1] == 2 * milestones - 1
+
+
+def test_legacy_layout_shows_other_headings():
+    prompt = VirlEnv(observation="image", routes_per_city=3, resolution=48)
+    legacy = VirlEnv(observation="image", routes_per_city=3, resolution=48, compat=Compat(legacy_grid_layout=True))
+    a, b = prompt.reset(seed=0)[0], legacy.reset(seed=0)[0]
+    point = prompt.rail.points[0]
+    world = build_world("new_york", 0)
+    x, y = to_xy(world.anchor, point.geocode)
+    assert np.array_equal(b, render_grid(world.scene, x, y, point.heading, 48, layout="legacy"))
+    assert not np.array_equal(a, b)

@@ -153,3 +153,17 @@ def test_any_input_is_scored(response):
                                               ("turn_direction(slightly  left)", "turn_direction(slightly left)")])
 def test_normalize_action(raw, normal):
     assert normalize_action(raw) == normal
+
+
+def test_short_legs_keep_the_instruction_index_unless_asked_otherwise():
+    """Q7: a milestone 3 m after the previous one. The fix still consumes its 'Move forward' sentence."""
+    record = json.loads(json.dumps(RECORD))
+    first = record["route_results"]["geocode_list"][0]
+    record["route_results"]["geocode_list"][1] = [first[0] + 0.000027, first[1]]  # about 3 m north
+    fixed = build_rail(record, 0, np.random.default_rng(0), RailOptions(drop_rate=0.0, relocation=False))
+    legacy = build_rail(record, 0, np.random.default_rng(0),
+                        RailOptions(drop_rate=0.0, relocation=False, advance_on_short_legs=False))
+    turn_sentences = [p.sentence for p in fixed.points if p.absolute_action != "forward()"]
+    assert turn_sentences == [0, 2, 4, 5]  # each turn at its own "Turn ..." sentence, the stop at the last
+    legacy_sentences = [p.sentence for p in legacy.points if p.absolute_action != "forward()"]
+    assert legacy_sentences == [0, 2, 3, 4]  # off by one after the short leg, as the original
