@@ -74,8 +74,8 @@ def cmd_play(args: argparse.Namespace) -> int:
                         print(f"--- user\n{message_text(turn.messages[-1])}")
                     print(f"--- answer {number}\n{turn.response}\n--- reward {turn.reward:+g}: {turn.feedback}")
             verdict = "solved" if episode.success else "not solved"
-            print(f"{preset.name} seed {seed}: {verdict} in {len(episode.turns)} attempt(s), "
-                  f"return {episode.total_reward:+g}; table image: {image_path}")
+            print(f"{preset.name} seed {seed}: {verdict} after {len(episode.turns)} answer(s), "
+                  f"return {episode.total_reward:+g}; image: {image_path}")
             records.append({
                 "task": preset.name, "seed": seed, "start": episode.info,
                 "success": episode.success, "return": episode.total_reward, "image": image_path.name,
@@ -145,10 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     play = commands.add_parser(
         "play",
-        help="play episodes with a built-in policy and save the table images",
+        help="play episodes with a built-in policy and save the observations",
         description="Play episodes of task presets with a built-in policy, print the conversations "
-        "(prompt, answers, verifier feedback) and save each rendered table as PNG plus the transcripts "
-        "as JSONL.",
+        "(prompt, answers, verifier feedback) and save each episode's first image observation (card "
+        "table or street views) as PNG, plus the transcripts as JSONL.",
     )
     play.add_argument("--task", default="all", help="preset name(s), comma-separated, or 'all' (default)")
     play.add_argument("--policy", choices=["expert", "random"], default="expert",
