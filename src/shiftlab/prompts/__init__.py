@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from shiftlab.prompts.general_points import GeneralPointsPrompt, Message
+from shiftlab.prompts.general_points import GeneralPointsPrompt
+from shiftlab.prompts.messages import Message
 from shiftlab.prompts.virl import VirlPrompt
 
 

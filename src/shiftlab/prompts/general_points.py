@@ -19,8 +19,7 @@ import numpy as np
 from shiftlab.envs.general_points.cards import RANKS, face_card_rule, rank_value
 from shiftlab.envs.general_points.expert import format_answer
 from shiftlab.envs.general_points.solver import solutions
-
-Message = dict[str, Any]
+from shiftlab.prompts.messages import Message, revision_turn, user_turn
 
 # Hands tried, in order, for the worked example of the `example` style; the first one solvable
 # under the active rule and target is shown.
@@ -81,19 +80,11 @@ class GeneralPointsPrompt:
 
     def first_turn(self, observation: Any, info: Mapping) -> list[Message]:
         """The opening conversation for a fresh hand."""
-        image = isinstance(observation, np.ndarray)
-        text = self.task_text(info, image)
-        if image:
-            return [{"role": "user", "content": [{"type": "image", "image": observation}, {"type": "text", "text": text}]}]
-        return [{"role": "user", "content": text}]
+        return user_turn(self.task_text(info, isinstance(observation, np.ndarray)), observation)
 
     def next_turn(self, messages: list[Message], response: str, observation: Any, info: Mapping) -> list[Message]:
         """The conversation after a rejected `response`: it and the verifier's feedback are appended."""
-        return [
-            *messages,
-            {"role": "assistant", "content": response},
-            {"role": "user", "content": revision_text(info["feedback"])},
-        ]
+        return revision_turn(messages, response, revision_text(info["feedback"]))
 
 
 def revision_text(feedback: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from shiftlab.prompts.general_points import Message
+from shiftlab.prompts.messages import Message, revision_turn, user_turn
 
 _ACTION_HELP = {
     "forward()": "walk ahead to the next point",
@@ -69,19 +69,11 @@ class VirlPrompt:
         return text
 
     def first_turn(self, observation: Any, info: Mapping) -> list[Message]:
-        image = isinstance(observation, np.ndarray)
-        text = self.task_text(info, image)
-        if image:
-            return [{"role": "user", "content": [{"type": "image", "image": observation}, {"type": "text", "text": text}]}]
-        return [{"role": "user", "content": text}]
+        return user_turn(self.task_text(info, isinstance(observation, np.ndarray)), observation)
 
     def next_turn(self, messages: list[Message], response: str, observation: Any, info: Mapping) -> list[Message]:
         """After a correct move: a fresh conversation at the new point. After a rejected answer: the
         answer and the feedback are appended."""
         if info.get("outcome") == "correct_action":
             return self.first_turn(observation, info)
-        return [
-            *messages,
-            {"role": "assistant", "content": response},
-            {"role": "user", "content": f"Your answer was rejected. {info['feedback']}"},
-        ]
+        return revision_turn(messages, response, f"Your answer was rejected. {info['feedback']}")

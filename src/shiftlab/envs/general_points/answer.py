@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import re
 
-MAX_RESPONSE_CHARS = 100_000
+from shiftlab.envs.response import last_match
+
 MAX_LIST_ITEMS = 64
 
 # Patterns open with a literal ("ormula", then a look-behind for F/f) so the regex engine can skip
@@ -44,7 +45,7 @@ class Answer:
     @property
     def formula(self) -> str | None:
         if self._formula is _UNREAD:
-            match = _last(_FORMULA, self.text)
+            match = last_match(_FORMULA, self.text)
             if match is None:
                 self._formula = None
             else:
@@ -63,15 +64,8 @@ class Answer:
 
 
 def _list_field(pattern: re.Pattern, text: str) -> tuple[str, ...] | None:
-    match = _last(pattern, text)
+    match = last_match(pattern, text)
     return _items(match.group(1)) if match else None
-
-
-def _last(pattern: re.Pattern, text: str) -> re.Match | None:
-    match = None
-    for match in pattern.finditer(text):  # noqa: B007 - the last match is the one we want
-        pass
-    return match
 
 
 def _json_unescape(raw: str) -> str:

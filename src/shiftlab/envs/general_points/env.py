@@ -19,11 +19,11 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from shiftlab.envs.general_points.answer import MAX_RESPONSE_CHARS
 from shiftlab.envs.general_points.cards import FACE_RANKS, RANKS, SUITS, SUITS_BY_COLOR, rank_value
 from shiftlab.envs.general_points.render import render_table
 from shiftlab.envs.general_points.solver import is_solvable, solutions
 from shiftlab.envs.general_points.verifier import RewardTable, verify
+from shiftlab.envs.response import MAX_RESPONSE_CHARS
 
 OBSERVATIONS = ("text", "image")
 MAX_CARDS = 6

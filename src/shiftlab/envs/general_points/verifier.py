@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from shiftlab.envs.general_points import formula as fm
-from shiftlab.envs.general_points.answer import MAX_RESPONSE_CHARS, extract, normalize_rank
+from shiftlab.envs.general_points.answer import extract, normalize_rank
 from shiftlab.envs.general_points.solver import is_solution_prefix
+from shiftlab.envs.response import MAX_RESPONSE_CHARS, response_text
 
 
 class Outcome(str, Enum):
@@ -61,14 +62,6 @@ class Verdict:
 
 
 FORMAT_HINT = 'answer with a JSON object with the keys "cards", "number" and "formula"'
-
-
-def _as_text(response) -> str:
-    if isinstance(response, str):
-        return response
-    if isinstance(response, (bytes, bytearray)):
-        return bytes(response[: MAX_RESPONSE_CHARS * 4 + 4]).decode("utf-8", errors="replace")
-    return ""
 
 
 def _counts(numbers: Sequence[int]) -> dict[int, int]:
@@ -129,7 +122,7 @@ def verify(
     values: each card's number under the active rule. cards: the dealt rank names, needed when
     check_recognition is set (image tasks, where reading the cards is part of the task).
     """
-    text = _as_text(response)
+    text = response_text(response)
 
     def verdict(outcome: Outcome, feedback: str, formula: str | None = None, cards_ok: bool | None = None):
         return Verdict(outcome, rewards[outcome], feedback, formula, cards_ok)

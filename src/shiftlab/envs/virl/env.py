@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from shiftlab.envs.response import MAX_RESPONSE_CHARS
 from shiftlab.envs.virl.rail import (
     ACTION_SPACES,
     STOP,
@@ -31,7 +32,7 @@ from shiftlab.envs.virl.rail import (
 )
 from shiftlab.envs.virl.scene import GRID_GUTTER
 from shiftlab.envs.virl.sources import ProceduralSource, ReleasedSource, RouteSource
-from shiftlab.envs.virl.verifier import MAX_RESPONSE_CHARS, RewardTable, verify
+from shiftlab.envs.virl.verifier import RewardTable, verify
 
 OBSERVATIONS = ("text", "image")
 ROUTE_ORDERS = ("random", "sequential")

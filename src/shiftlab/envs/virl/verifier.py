@@ -16,9 +16,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from shiftlab.envs.response import MAX_RESPONSE_CHARS, last_match, response_text
 from shiftlab.envs.virl.rail import FORWARD, STOP, RailPoint
-
-MAX_RESPONSE_CHARS = 100_000
 
 _STRICT_ACTION = re.compile(r'"action": "(.*?)"')
 _STRICT_OBSERVATION = re.compile(r'"current observation": "(.*?)"')
@@ -65,9 +64,7 @@ def _format_reminder(literal_double_braces: bool) -> str:
 
 
 def _last_value(pattern: re.Pattern, text: str) -> str | None:
-    match = None
-    for match in pattern.finditer(text):  # noqa: B007 - the last match is the final answer
-        pass
+    match = last_match(pattern, text)
     if match is None:
         return None
     return next((g for g in match.groups() if g is not None), "").strip()
@@ -85,14 +82,6 @@ def normalize_action(action: str) -> str:
     return text
 
 
-def _as_text(response) -> str:
-    if isinstance(response, str):
-        return response
-    if isinstance(response, (bytes, bytearray)):
-        return bytes(response[: MAX_RESPONSE_CHARS * 4 + 4]).decode("utf-8", errors="replace")
-    return ""
-
-
 def verify(
     response,
     point: RailPoint,
@@ -104,7 +93,7 @@ def verify(
     literal_double_braces: bool = False,
 ) -> Verdict:
     """Score an answer at one rail point. Never raises, whatever the response."""
-    text = _as_text(response)
+    text = response_text(response)
     if len(text) > MAX_RESPONSE_CHARS:
         text = ""
     if strict_parsing:
