@@ -16,3 +16,10 @@ def test_general_points_benchmark_runs():
     assert result.returncode == 0, result.stderr
     for line in ("solver: all 1820", "text: reset(seed) + step", "image 448px", "image 1200px", "verifier: slowest"):
         assert line in result.stdout
+
+
+def test_rollout_benchmark_runs():
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_rollout.py"), "--episodes", "20"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "episodes/s" in result.stdout and "virl-vl" in result.stdout

@@ -105,6 +105,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from shiftlab.evaluation import EvaluationError, evaluate
+    from shiftlab.policies import make_policy
+
+    presets = _tasks(args.tasks)
+    if args.episodes < 1 or args.batch_size < 1:
+        raise UsageError("--episodes and --batch-size must be at least 1")
+    try:
+        policy = make_policy(args.policy)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    overrides = {"resolution": args.resolution} if args.resolution else {}
+
+    def progress(task: str, total: int, done) -> tqdm:
+        return tqdm(total=total, initial=len(done), desc=task, unit="episode", file=sys.stderr,
+                    disable=args.quiet, dynamic_ncols=True)
+
+    try:
+        results = evaluate([p.name for p in presets], policy, args.episodes, _output_dir(args.out), seed=args.seed,
+                           batch_size=args.batch_size, progress=progress, **overrides)
+    except EvaluationError as error:
+        raise UsageError(str(error)) from None
+    from shiftlab.evaluation import markdown_table
+
+    print(markdown_table(results), end="")
+    print(f"results: {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.md'}")
+    return 0
+
+
 def cmd_virl_export(args: argparse.Namespace) -> int:
     from shiftlab.envs.virl.export import export_procedural
     from shiftlab.envs.virl.world import CITIES
@@ -158,6 +189,22 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--out", default="runs/play", help="output directory (default runs/play)")
     play.add_argument("--quiet", action="store_true", help="print one summary line per episode")
     play.set_defaults(run=cmd_play)
+
+    evaluation = commands.add_parser(
+        "eval",
+        help="evaluate a policy on task presets, ID and OOD side by side",
+        description="Evaluate a policy on task presets and write trajectories (JSONL), results.json and "
+        "results.md. Rerunning with the same --out resumes: finished episodes are not played again.",
+    )
+    evaluation.add_argument("--policy", default="expert", help="expert or random[:SEED] (default expert)")
+    evaluation.add_argument("--tasks", default="all", help="preset names, comma-separated, or 'all'")
+    evaluation.add_argument("--episodes", type=int, default=100, help="episodes per task (default 100)")
+    evaluation.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i (default 0)")
+    evaluation.add_argument("--batch-size", type=int, default=32, help="episodes stepped together (default 32)")
+    evaluation.add_argument("--resolution", type=int, default=None, help="override the image resolution")
+    evaluation.add_argument("--out", required=True, help="output directory (resumed if it holds this run)")
+    evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluation.set_defaults(run=cmd_eval)
 
     check = commands.add_parser(
         "verify",

@@ -261,6 +261,11 @@ class VirlEnv(gym.Env):
             "city": self.source.city(self._route),
         }
 
+    def options_for_episode(self, index: int) -> dict | None:
+        """Reset options that make episode `index` of an evaluation the same route every time: with a
+        fixed route order, episode i walks route i (wrapping around)."""
+        return {"route_idx": index % len(self.source)} if self.route_order == "sequential" else None
+
     @property
     def rail(self) -> Rail | None:
         return self._rail

@@ -1,0 +1,34 @@
+"""The policy interface: a batch of conversations in, one response per conversation out.
+
+Local models also return the generated token ids and their log-probabilities, which RL needs; API
+and oracle policies leave them empty. A request carries the environment's `info` as well, for oracle
+policies (the task's expert); model policies must only read the messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shiftlab.prompts import Message
+
+
+@dataclass(frozen=True)
+class Request:
+    task: str
+    messages: Sequence[Message]
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Response:
+    text: str
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] = ()
+
+
+class Policy(Protocol):
+    name: str
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]: ...

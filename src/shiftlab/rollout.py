@@ -1,0 +1,148 @@
+"""Batched multi-turn rollouts: many episodes step together, one policy call per turn for all of them.
+
+Every turn, the prompts of all live episodes go to the policy in one batch; each environment verifies
+its answer; the task's prompt style builds the next turn's conversation (GeneralPoints appends the
+answer and the feedback; V-IRL starts afresh after a correct move). Finished episodes are handed out
+as they finish, so a caller can write them down at once and lose nothing if killed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shiftlab.policies.base import Policy, Request
+from shiftlab.prompts import Message
+from shiftlab.tasks import TaskPreset
+
+_TURN_INFO_KEYS = ("outcome", "feedback", "cards_correct", "attempts_left", "step_index", "city")
+
+
+def json_safe(value: Any) -> Any:
+    """Messages and info as JSON: images become {"type": "image"}, numpy scalars plain numbers."""
+    if isinstance(value, Mapping):
+        if value.get("type") == "image":
+            return {"type": "image"}
+        return {str(k): json_safe(v) for k, v in value.items() if not isinstance(v, np.ndarray)}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass
+class Turn:
+    messages: list[Message]
+    response: str
+    reward: float
+    point: int  # the decision point answered (V-IRL's step index; 0 for one-point tasks)
+    info: dict[str, Any]
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] = ()
+    done: bool = False
+
+
+@dataclass
+class Trajectory:
+    task: str
+    episode: int
+    seed: int
+    start: dict[str, Any]
+    turns: list[Turn] = field(default_factory=list)
+    success: bool = False
+
+    @property
+    def total_reward(self) -> float:
+        return float(sum(t.reward for t in self.turns))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "episode": self.episode,
+            "seed": self.seed,
+            "success": self.success,
+            "return": self.total_reward,
+            "start": json_safe(self.start),
+            "turns": [
+                {
+                    "messages": json_safe(t.messages),
+                    "response": t.response,
+                    "token_ids": list(t.token_ids),
+                    "logprobs": list(t.logprobs),
+                    "reward": t.reward,
+                    "point": t.point,
+                    "done": t.done,
+                    **json_safe(t.info),
+                }
+                for t in self.turns
+            ],
+        }
+
+
+@dataclass
+class _Live:
+    env: Any
+    trajectory: Trajectory
+    messages: list[Message]
+    info: dict[str, Any]
+
+
+def run_episodes(
+    preset: TaskPreset,
+    policy: Policy,
+    episodes: Iterable[int],
+    seed: int = 0,
+    batch_size: int = 32,
+    evaluation: bool = True,
+    on_done: Callable[[Trajectory], None] | None = None,
+    **env_overrides: Any,
+) -> list[Trajectory]:
+    """Play the given episode indices; episode i resets with seed `seed + i` (and, for tasks with a fixed
+    route order, route i). Returns the trajectories in the order they finished."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, not {batch_size}")
+    pending = list(episodes)
+    prompt = preset.make_prompt()
+    live: list[_Live] = []
+    finished: list[Trajectory] = []
+    idle: list[Any] = []  # environments are reused: building one costs far more than a reset
+
+    def start(index: int) -> _Live:
+        env = idle.pop() if idle else preset.make_env(evaluation=evaluation, **env_overrides)
+        options_for = getattr(env.unwrapped, "options_for_episode", None)
+        observation, info = env.reset(seed=seed + index, options=options_for(index) if options_for else None)
+        trajectory = Trajectory(preset.name, index, seed + index, dict(info))
+        return _Live(env, trajectory, prompt.first_turn(observation, info), info)
+
+    while pending or live:
+        while pending and len(live) < batch_size:
+            live.append(start(pending.pop(0)))
+        responses = policy.generate([Request(preset.name, e.messages, e.info) for e in live])
+        if len(responses) != len(live):
+            raise RuntimeError(f"policy {policy.name} returned {len(responses)} responses for {len(live)} prompts")
+        still = []
+        for episode, response in zip(live, responses, strict=True):
+            point = int(episode.info.get("step_index", 0))
+            observation, reward, terminated, truncated, info = episode.env.step(response.text)
+            done = terminated or truncated
+            turn_info = {k: info[k] for k in _TURN_INFO_KEYS if k in info}
+            episode.trajectory.turns.append(Turn(episode.messages, response.text, float(reward), point, turn_info,
+                                                 response.token_ids, response.logprobs, done))
+            if done:
+                episode.trajectory.success = bool(info.get("success", False))
+                idle.append(episode.env)
+                finished.append(episode.trajectory)
+                if on_done is not None:
+                    on_done(episode.trajectory)
+            else:
+                episode.messages = prompt.next_turn(episode.messages, response.text, observation, info)
+                episode.info = info
+                still.append(episode)
+        live = still
+    for env in idle:
+        env.close()
+    return finished
