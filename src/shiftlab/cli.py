@@ -110,6 +110,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from shiftlab.evaluation import EvaluationError, evaluate
     from shiftlab.policies import make_policy
+    from shiftlab.policies.api import PolicyError
 
     presets = _tasks(args.tasks)
     if args.episodes < 1 or args.batch_size < 1:
@@ -129,6 +130,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, progress=progress, **overrides)
     except EvaluationError as error:
         raise UsageError(str(error)) from None
+    except PolicyError as error:
+        print(f"shiftlab eval: error: {error}", file=sys.stderr)
+        return 1
     from shiftlab.evaluation import markdown_table
 
     print(markdown_table(results), end="")
@@ -196,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a policy on task presets and write trajectories (JSONL), results.json and "
         "results.md. Rerunning with the same --out resumes: finished episodes are not played again.",
     )
-    evaluation.add_argument("--policy", default="expert", help="expert or random[:SEED] (default expert)")
+    evaluation.add_argument("--policy", default="expert", help="expert, random[:SEED], or openai:MODEL[@BASE_URL] (default expert)")
     evaluation.add_argument("--tasks", default="all", help="preset names, comma-separated, or 'all'")
     evaluation.add_argument("--episodes", type=int, default=100, help="episodes per task (default 100)")
     evaluation.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i (default 0)")

@@ -5,12 +5,22 @@ from __future__ import annotations
 from shiftlab.policies.base import Policy, Request, Response
 from shiftlab.policies.oracle import ExpertPolicy, RandomPolicy
 
-POLICY_SPECS = ("expert", "random[:SEED]")
+POLICY_SPECS = ("expert", "random[:SEED]", "openai:MODEL[@BASE_URL]")
 
 
 def make_policy(spec: str) -> Policy:
-    """'expert' or 'random[:SEED]'; raises ValueError naming the accepted forms."""
+    """A policy from its command-line spec; raises ValueError naming the accepted forms.
+
+    'openai:MODEL' talks to the OpenAI API; 'openai:MODEL@http://host:port/v1' to any compatible
+    server, such as `vllm serve`.
+    """
     kind, _, arg = spec.partition(":")
+    if kind == "openai" and arg:
+        from shiftlab.policies.api import OpenAIPolicy
+
+        model, _, base_url = arg.partition("@")
+        if model:
+            return OpenAIPolicy(model, base_url or None)
     if kind == "expert" and not arg:
         return ExpertPolicy()
     if kind == "random":
