@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a policy on task presets and write trajectories (JSONL), results.json and "
         "results.md. Rerunning with the same --out resumes: finished episodes are not played again.",
     )
-    evaluation.add_argument("--policy", default="expert", help="expert, random[:SEED], or openai:MODEL[@BASE_URL] (default expert)")
+    evaluation.add_argument("--policy", default="expert", help="expert, random[:SEED], openai:MODEL[@BASE_URL] or hf:PATH (default expert)")
     evaluation.add_argument("--tasks", default="all", help="preset names, comma-separated, or 'all'")
     evaluation.add_argument("--episodes", type=int, default=100, help="episodes per task (default 100)")
     evaluation.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i (default 0)")

@@ -1,0 +1,221 @@
+"""Local Hugging Face models as policies: the model trained with SFT/RL, answering the same prompts.
+
+Batched generation pads on the left so every row's new tokens start at the same column, and returns
+each generated token with its log-probability under the distribution it was drawn from, which RL
+needs. torch and transformers are imported here only, so `import shiftlab` stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+
+from shiftlab.policies.base import Request, Response
+from shiftlab.prompts import Message
+
+
+class HFPolicy:
+    """A local (or cached hub) model, text-only or vision-language, generating in batches.
+
+    `temperature=0` is greedy decoding; otherwise tokens are sampled with `temperature` and `top_p`
+    (top-k is switched off so the sampling distribution is exactly the one described). Sampling is
+    seeded per batch from `seed` and the batch's prompts, so reruns and resumed runs give the same
+    answers without touching the global torch RNG.
+    """
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel,
+        processor_or_tokenizer: Any = None,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        batch_size: int = 16,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype = "auto",
+        seed: int = 0,
+    ):
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if batch_size < 1 or max_new_tokens < 1:
+            raise ValueError("batch_size and max_new_tokens must be at least 1")
+        self.max_new_tokens = int(max_new_tokens)
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+
+        if isinstance(model, str):
+            self.model, processor = _load(model, processor_or_tokenizer, dtype)
+            self.name = f"hf:{model}"
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.model.to(self.device)
+        else:
+            self.model = model
+            processor = processor_or_tokenizer
+            if processor is None:
+                raise ValueError("HFPolicy(model) with a model object needs its processor or tokenizer")
+            self.name = f"hf:{getattr(model, 'name_or_path', '') or type(model).__name__}"
+            # A model object may already be placed (e.g. by device_map); only move it when asked.
+            if device is not None:
+                self.model.to(device)
+            self.device = self.model.device
+        self.model.eval()
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.is_vlm = getattr(self.model.config, "vision_config", None) is not None
+        self._eos_ids = _eos_ids(self.model, self.tokenizer)
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        out: list[Response] = []
+        for start in range(0, len(requests), self.batch_size):
+            out.extend(self._generate_batch(requests[start : start + self.batch_size]))
+        return out
+
+    @torch.inference_mode()
+    def _generate_batch(self, requests: Sequence[Request]) -> list[Response]:
+        texts, images = [], []
+        for request in requests:
+            messages, request_images = self._template_messages(request.messages)
+            texts.append(self._chat_template(messages))
+            images.extend(request_images)
+        # The chat template already writes the special tokens (BOS etc.); don't add them twice.
+        if images:
+            inputs = self.processor(
+                text=texts, images=images, return_tensors="pt", padding=True, add_special_tokens=False
+            )
+        else:
+            inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        inputs = inputs.to(self.device)
+        sample = self.temperature > 0
+        params: dict[str, Any] = {"do_sample": sample}
+        if sample:
+            params.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(_batch_seed(self.seed, texts))
+            output = self.model.generate(
+                **inputs,
+                **params,
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
+        # With output_scores the scores are the processed logits (after temperature/top-p), so their
+        # log-softmax is the distribution each token was actually drawn from.
+        logprobs = self.model.compute_transition_scores(
+            output.sequences, output.scores, normalize_logits=True
+        )
+        new_tokens = output.sequences[:, inputs["input_ids"].shape[1] :]
+        responses = []
+        for ids, lps in zip(new_tokens.tolist(), logprobs.float().cpu().tolist(), strict=True):
+            end = next((i + 1 for i, t in enumerate(ids) if t in self._eos_ids), len(ids))
+            ids, lps = ids[:end], lps[:end]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            responses.append(Response(text, tuple(ids), tuple(lps)))
+        return responses
+
+    def _template_messages(self, messages: Sequence[Message]) -> tuple[list[Message], list[Image.Image]]:
+        """Messages in the shape chat templates expect: image parts become bare {"type": "image"}
+        placeholders, and the images go to the processor separately, in order."""
+        out, images = [], []
+        for message in messages:
+            content = message["content"]
+            if isinstance(content, str):
+                out.append({"role": message["role"], "content": content})
+                continue
+            parts = []
+            for part in content:
+                if part.get("type") == "image":
+                    images.append(_to_pil(part["image"]))
+                    parts.append({"type": "image"})
+                else:
+                    parts.append({"type": "text", "text": part["text"]})
+            if not self.is_vlm:
+                if images:
+                    raise ValueError(f"{self.name} is a text-only model but a message has an image")
+                out.append({"role": message["role"], "content": "".join(p["text"] for p in parts)})
+            else:
+                out.append({"role": message["role"], "content": parts})
+        return out, images
+
+    def _chat_template(self, messages: list[Message]) -> str:
+        owner = self.processor if getattr(self.processor, "chat_template", None) else self.tokenizer
+        return owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _load(path: str, processor: Any, dtype: str | torch.dtype) -> tuple[PreTrainedModel, Any]:
+    """Model and processor from a directory or a hub id. A path that looks local never reaches the
+    network, so a typo fails at once with the path named instead of as a confusing hub error."""
+    expanded = os.path.expanduser(path)
+    looks_local = (
+        os.path.exists(expanded) or expanded.startswith((os.sep, ".", "~")) or os.path.isabs(expanded)
+    )
+    if looks_local and not os.path.isdir(expanded):
+        raise ValueError(f"HF model path {path!r} does not exist or is not a directory")
+    source = expanded if looks_local else path
+    kwargs: dict[str, Any] = {"local_files_only": True} if looks_local else {}
+    try:
+        config = AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load a Hugging Face model config from {path!r}: {error}") from error
+    if processor is None:
+        try:
+            processor = AutoProcessor.from_pretrained(source, **kwargs)
+        except (OSError, ValueError, TypeError):
+            processor = AutoTokenizer.from_pretrained(source, **kwargs)
+    auto = (
+        AutoModelForImageTextToText
+        if getattr(config, "vision_config", None) is not None
+        else AutoModelForCausalLM
+    )
+    model = auto.from_pretrained(source, **{_dtype_kwarg(): dtype}, **kwargs)
+    return model, processor
+
+
+def _dtype_kwarg() -> str:
+    """transformers renamed `torch_dtype` to `dtype` in 4.56; use whichever this version takes."""
+    import transformers
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+
+
+def _eos_ids(model: PreTrainedModel, tokenizer: Any) -> set[int]:
+    ids = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(ids if isinstance(ids, list) else [] if ids is None else [ids])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def _to_pil(image: Any) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    return Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
+
+
+def _batch_seed(seed: int, texts: Sequence[str]) -> int:
+    digest = hashlib.sha256("\x00".join([str(seed), *texts]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)

@@ -1,0 +1,230 @@
+"""HFPolicy on tiny random models built offline: the generation plumbing (chat template, left padding,
+token ids, log-probs, seeding, loading) is what is under test, not the answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
+
+from shiftlab.policies import make_policy  # noqa: E402
+from shiftlab.policies.base import Request  # noqa: E402
+from shiftlab.policies.hf import HFPolicy  # noqa: E402
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<image>"]
+# Role headers and turn ends written by the template; image parts become the <image> token, which
+# the LLaVA processor expands to one token per image patch.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: "
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for p in m['content'] %}"
+    "{% if p['type'] == 'image' %}<image>{% else %}{{ p['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{{ eos_token }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
+def _tokenizer():
+    """A byte-level tokenizer without merges: every string is encodable, nothing is downloaded."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + sorted(alphabet))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        additional_special_tokens=["<image>"],
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def _llama_config(tok):
+    return transformers.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tok = _tokenizer()
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(_llama_config(tok))
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def _requests(*texts):
+    return [Request("t", [{"role": "user", "content": text}]) for text in texts]
+
+
+def _image_request(image, text):
+    return Request(
+        "t",
+        [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": text}]}],
+    )
+
+
+PROMPTS = ("hi", "a much longer prompt, so the batch needs left padding", "mid-size prompt")
+
+
+def test_batched_matches_unbatched_greedy(text_model):
+    batched = HFPolicy(text_model, max_new_tokens=12, batch_size=8).generate(_requests(*PROMPTS))
+    single = HFPolicy(text_model, max_new_tokens=12, batch_size=1)
+    for prompt, got in zip(PROMPTS, batched, strict=True):
+        (want,) = single.generate(_requests(prompt))
+        assert got.token_ids == want.token_ids
+        assert got.text == want.text
+        np.testing.assert_allclose(got.logprobs, want.logprobs, atol=1e-4)
+
+
+def test_token_ids_and_logprobs(text_model):
+    policy = HFPolicy(text_model, max_new_tokens=10)
+    assert policy.name == f"hf:{text_model}"
+    tok = policy.tokenizer
+    for response in policy.generate(_requests(*PROMPTS)):
+        assert 0 < len(response.token_ids) <= 10
+        assert len(response.logprobs) == len(response.token_ids)
+        assert all(lp <= 0 for lp in response.logprobs)
+        assert tok.pad_token_id not in response.token_ids
+        assert tok.eos_token_id not in response.token_ids[:-1]  # at most the final token
+        assert response.text == tok.decode(response.token_ids, skip_special_tokens=True)
+
+
+def test_sampling_is_seeded(text_model):
+    def run(seed):
+        policy = HFPolicy(text_model, max_new_tokens=16, temperature=1.5, top_p=0.95, seed=seed)
+        return [r.token_ids for r in policy.generate(_requests(*PROMPTS))]
+
+    first = run(1)
+    assert run(1) == first
+    assert run(2) != first  # a random 260-token model is near uniform: 16 draws can't all agree
+    greedy = HFPolicy(text_model, max_new_tokens=16).generate(_requests(*PROMPTS))
+    assert [r.token_ids for r in greedy] != first
+
+
+def test_missing_path_is_named(tmp_path):
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(ValueError, match="no-such-model"):
+        HFPolicy(missing)
+    with pytest.raises(ValueError, match="no-such-model"):
+        make_policy(f"hf:{missing}")
+
+
+def test_make_policy_hf(text_model):
+    policy = make_policy(f"hf:{text_model}")
+    assert isinstance(policy, HFPolicy)
+    assert policy.name == f"hf:{text_model}"
+    assert len(policy.generate(_requests("hello"))) == 1
+
+
+def test_text_model_rejects_images(text_model):
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    request = _image_request(image, "x")
+    with pytest.raises(ValueError, match="text-only"):
+        HFPolicy(text_model, max_new_tokens=2).generate([request])
+
+
+@pytest.fixture(scope="module")
+def vlm_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-llava")
+    tok = _tokenizer()
+    vision = transformers.CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=16,
+        patch_size=8,
+        projection_dim=32,
+    )
+    config = transformers.LlavaConfig(
+        vision_config=vision,
+        text_config=_llama_config(tok),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(0)
+    model = transformers.LlavaForConditionalGeneration(config)
+    image_processor = transformers.CLIPImageProcessor(
+        size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}
+    )
+    processor = transformers.LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # the CLS token
+        chat_template=CHAT_TEMPLATE,
+        image_token="<image>",
+    )
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return str(path)
+
+
+def test_vlm_batched_generation_with_images(vlm_model):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(20, 20), (24, 16)]]
+    texts = ["what is this?", "a longer question about the picture"]
+    requests = [_image_request(img, text) for img, text in zip(images, texts, strict=True)]
+    policy = HFPolicy(vlm_model, max_new_tokens=6, batch_size=2)
+    assert policy.is_vlm
+    batched = policy.generate(requests)
+    single = HFPolicy(vlm_model, max_new_tokens=6, batch_size=1).generate(requests)
+    assert [r.token_ids for r in batched] == [r.token_ids for r in single]
+    for response in batched:
+        assert 0 < len(response.token_ids) == len(response.logprobs) <= 6
+        assert all(lp <= 0 for lp in response.logprobs)
+    # Different images must change the model's view: swap them under the same text.
+    swapped = [_image_request(img, text) for img, text in zip(images[::-1], texts, strict=True)]
+    assert [r.logprobs for r in policy.generate(swapped)] != [r.logprobs for r in batched]
+
+
+def test_stops_at_eos_and_drops_padding(text_model):
+    """The tiny model rarely emits </s> by chance, so make a token it does emit an end token."""
+    tok = transformers.AutoTokenizer.from_pretrained(text_model)
+    model = transformers.AutoModelForCausalLM.from_pretrained(text_model)
+    free = HFPolicy(model, tok, max_new_tokens=12).generate(_requests(*PROMPTS))
+    stop = free[0].token_ids[3]
+    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
+    policy = HFPolicy(model, tok, max_new_tokens=12)
+    for before, after in zip(free, policy.generate(_requests(*PROMPTS)), strict=True):
+        cut = before.token_ids.index(stop) + 1 if stop in before.token_ids else len(before.token_ids)
+        assert after.token_ids == before.token_ids[:cut]
+        np.testing.assert_allclose(after.logprobs, before.logprobs[:cut], atol=1e-4)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 2.0])
+def test_logprobs_match_a_forward_pass(text_model, temperature):
+    """The returned log-probs are those of the distribution each token was drawn from: the model's
+    softmax at `temperature`, with no hidden top-k from generation defaults."""
+    policy = HFPolicy(text_model, max_new_tokens=8, temperature=temperature, seed=3)
+    (response,) = policy.generate(_requests("score me"))
+    prompt = policy.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "score me"}], tokenize=False, add_generation_prompt=True
+    )
+    prompt_ids = policy.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + list(response.token_ids)])
+    with torch.no_grad():
+        logits = policy.model(ids).logits[0, len(prompt_ids) - 1 : -1]
+    logits = logits / temperature if temperature else logits
+    want = torch.log_softmax(logits.float(), -1).gather(1, ids[0, len(prompt_ids) :, None])[:, 0]
+    np.testing.assert_allclose(response.logprobs, want.numpy(), atol=1e-4)
