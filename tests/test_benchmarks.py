@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -23,3 +25,11 @@ def test_rollout_benchmark_runs():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "episodes/s" in result.stdout and "virl-vl" in result.stdout
+
+
+def test_hf_policy_benchmark_runs():
+    pytest.importorskip("transformers")
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_hf_policy.py"), "--sizes", "tiny",
+                             "--episodes", "2", "--max-new-tokens", "8"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "outside the model" in result.stdout

@@ -9,65 +9,15 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
-
+from shiftlab.models.builders import CHAT_TEMPLATE, build_causal_lm, byte_tokenizer, llama_config  # noqa: E402
 from shiftlab.policies import make_policy  # noqa: E402
 from shiftlab.policies.base import Request  # noqa: E402
 from shiftlab.policies.hf import HFPolicy  # noqa: E402
 
-SPECIALS = ["<pad>", "<s>", "</s>", "<image>"]
-# Role headers and turn ends written by the template; image parts become the <image> token, which
-# the LLaVA processor expands to one token per image patch.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: "
-    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for p in m['content'] %}"
-    "{% if p['type'] == 'image' %}<image>{% else %}{{ p['text'] }}{% endif %}{% endfor %}{% endif %}"
-    "{{ eos_token }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
-)
-
-
-def _tokenizer():
-    """A byte-level tokenizer without merges: every string is encodable, nothing is downloaded."""
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + sorted(alphabet))}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        additional_special_tokens=["<image>"],
-    )
-    tok.chat_template = CHAT_TEMPLATE
-    return tok
-
-
-def _llama_config(tok):
-    return transformers.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-
 
 @pytest.fixture(scope="module")
 def text_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tok = _tokenizer()
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(_llama_config(tok))
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return str(build_causal_lm(tmp_path_factory.mktemp("tiny-llama")))
 
 
 def _requests(*texts):
@@ -144,7 +94,7 @@ def test_text_model_rejects_images(text_model):
 @pytest.fixture(scope="module")
 def vlm_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-llava")
-    tok = _tokenizer()
+    tok = byte_tokenizer()
     vision = transformers.CLIPVisionConfig(
         hidden_size=32,
         intermediate_size=64,
@@ -156,7 +106,7 @@ def vlm_model(tmp_path_factory):
     )
     config = transformers.LlavaConfig(
         vision_config=vision,
-        text_config=_llama_config(tok),
+        text_config=llama_config(tok),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-1,
         vision_feature_select_strategy="default",
@@ -228,3 +178,12 @@ def test_logprobs_match_a_forward_pass(text_model, temperature):
     logits = logits / temperature if temperature else logits
     want = torch.log_softmax(logits.float(), -1).gather(1, ids[0, len(prompt_ids) :, None])[:, 0]
     np.testing.assert_allclose(response.logprobs, want.numpy(), atol=1e-4)
+
+
+def test_eval_with_a_missing_model_path_is_one_clear_line(tmp_path, capsys):
+    from shiftlab.cli import main
+
+    missing = tmp_path / "no-such-model"
+    assert main(["eval", "--policy", f"hf:{missing}", "--tasks", "gp-l", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(missing) in err and len(err.splitlines()) == 1

@@ -1,0 +1,1 @@
+"""Models built offline: tokenizers and small networks saved as standard Hugging Face checkpoints."""
