@@ -148,8 +148,8 @@ def evaluate(
             run_episodes(preset, policy, todo, seed=seed, batch_size=batch_size, on_done=write, **env_overrides)
         if bar is not None:
             bar.close()
-        attempts = preset.make_env(evaluation=True, **env_overrides).unwrapped.max_attempts
         records = [done[i] for i in range(episodes)]
+        attempts = max(r["start"]["attempts_left"] for r in records)  # the full budget, as seen at reset
         results[preset.name] = {"shift": preset.shift, **task_metrics(records, attempts)}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(markdown_table(results))

@@ -21,6 +21,7 @@ from shiftlab.envs.virl.geo import LatLng, haversine, interpolate
 from shiftlab.envs.virl.milestones import (
     Milestone,
     instruction_sentences,
+    number_sentences,
     parse_milestone_info,
     relative_turn,
 )
@@ -85,7 +86,7 @@ class Rail:
 
     @property
     def instruction(self) -> str:
-        return "".join(f"{i}. {s}\n" for i, s in enumerate(self.sentences, 1))
+        return number_sentences(self.sentences)
 
 
 def _start(record: Mapping) -> LatLng:
