@@ -33,3 +33,11 @@ def test_hf_policy_benchmark_runs():
                              "--episodes", "2", "--max-new-tokens", "8"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "outside the model" in result.stdout
+
+
+def test_sft_benchmark_runs():
+    pytest.importorskip("trl")
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_sft.py"), "--size", "tiny", "--steps", "6",
+                             "--episodes", "16", "--batch-size", "4"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "of the matmul peak" in result.stdout and "tokens/s median" in result.stdout

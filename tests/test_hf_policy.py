@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from shiftlab.models.builders import CHAT_TEMPLATE, build_causal_lm, byte_tokenizer, llama_config  # noqa: E402
+from shiftlab.models.builders import build_causal_lm, build_vlm  # noqa: E402
 from shiftlab.policies import make_policy  # noqa: E402
 from shiftlab.policies.base import Request  # noqa: E402
 from shiftlab.policies.hf import HFPolicy  # noqa: E402
@@ -93,41 +93,7 @@ def test_text_model_rejects_images(text_model):
 
 @pytest.fixture(scope="module")
 def vlm_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-llava")
-    tok = byte_tokenizer()
-    vision = transformers.CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=16,
-        patch_size=8,
-        projection_dim=32,
-    )
-    config = transformers.LlavaConfig(
-        vision_config=vision,
-        text_config=llama_config(tok),
-        image_token_index=tok.convert_tokens_to_ids("<image>"),
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
-    )
-    torch.manual_seed(0)
-    model = transformers.LlavaForConditionalGeneration(config)
-    image_processor = transformers.CLIPImageProcessor(
-        size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}
-    )
-    processor = transformers.LlavaProcessor(
-        image_processor=image_processor,
-        tokenizer=tok,
-        patch_size=8,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,  # the CLS token
-        chat_template=CHAT_TEMPLATE,
-        image_token="<image>",
-    )
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return str(path)
+    return str(build_vlm(tmp_path_factory.mktemp("tiny-llava")))
 
 
 def test_vlm_batched_generation_with_images(vlm_model):

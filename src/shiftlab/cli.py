@@ -166,6 +166,100 @@ def cmd_virl_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_imports(command: str):
+    """The training stack is an extra; say how to get it instead of a traceback."""
+    missing = [m for m in ("torch", "transformers", "trl", "datasets", "peft", "yaml") if _missing(m)]
+    if missing:
+        raise UsageError(f"{command} needs {', '.join(missing)}: pip install 'shiftlab[train]'")
+
+
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is None
+
+
+def _config(cls, args: argparse.Namespace):
+    from shiftlab.training.config import ConfigError, flag_overrides, load_config
+
+    try:
+        return load_config(cls, getattr(args, "config", None), flag_overrides(args, cls))
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+
+
+def cmd_build_model(args: argparse.Namespace) -> int:
+    _training_imports("build-model")
+    from shiftlab.models.builders import build_model
+
+    try:
+        path = build_model(args.out, kind=args.kind, size=args.size, seed=args.seed, tokenizer=args.tokenizer)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(f"built a {args.size} {args.kind} ({args.tokenizer} tokenizer) in {path}")
+    return 0
+
+
+def cmd_sft_data(args: argparse.Namespace) -> int:
+    _training_imports("sft-data")
+    from shiftlab.training.expert_data import Source, build_dataset
+
+    env = {}
+    for item in args.env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env takes KEY=VALUE, not {item!r}")
+        env[key] = _literal(value)
+    if args.revisions < 0:
+        raise UsageError("--revisions must be >= 0")
+    try:
+        sources = [Source(p.name, args.episodes, env, args.revisions) for p in _tasks(args.tasks)]
+        dataset = build_dataset(sources, seed=args.seed)
+    except (KeyError, ValueError, TypeError) as error:
+        raise UsageError(str(error).strip("'\"")) from None
+    dataset.save_to_disk(args.out)
+    print(f"wrote {len(dataset)} conversations from {len(sources)} task(s) to {args.out}")
+    return 0
+
+
+def _literal(text: str):
+    """A flag value as the JSON scalar it spells (12, true, 0.5), else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    _training_imports("sft")
+    from shiftlab.training.config import ConfigError
+    from shiftlab.training.sft import SFTRunConfig, run_sft
+
+    config = _config(SFTRunConfig, args)
+    try:
+        result = run_sft(config)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    print(f"trained {result.steps} steps on {result.tokens:,} tokens ({result.flops:.3g} FLOPs); "
+          f"model in {result.final_model}")
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    _training_imports("pretrain")
+    from shiftlab.training.config import ConfigError
+    from shiftlab.training.pretrain import PretrainConfig, pretrain
+
+    config = _config(PretrainConfig, args)
+    try:
+        result = pretrain(config)
+    except (ConfigError, ValueError) as error:
+        raise UsageError(str(error).splitlines()[0]) from None
+    print(f"pretrained {result.steps} steps on {result.tokens:,} tokens ({result.flops:.3g} FLOPs); "
+          f"base model in {result.final_model}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shiftlab",
@@ -244,13 +338,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("data_dir", help="directory with route_infos.json, gps_pano_mapping.pkl, street_views/")
     validate.set_defaults(run=cmd_virl_check)
+
+    build = commands.add_parser(
+        "build-model",
+        help="build a small untrained model offline (text or vision-language)",
+        description="Build a randomly initialised Llama-style LM or LLaVA-style VLM with its tokenizer "
+        "(BPE trained on the tasks' text, or byte-level) and save it as a Hugging Face checkpoint.",
+    )
+    build.add_argument("--out", required=True, help="output directory")
+    build.add_argument("--kind", choices=["lm", "vlm"], default="lm", help="lm (default) or vlm")
+    build.add_argument("--size", choices=["tiny", "small"], default="small", help="size preset (default small)")
+    build.add_argument("--tokenizer", choices=["bpe", "byte"], default="bpe", help="tokenizer (default bpe)")
+    build.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    build.set_defaults(run=cmd_build_model)
+
+    data = commands.add_parser(
+        "sft-data",
+        help="export expert episodes as a Hugging Face dataset for SFT",
+        description="Play the experts of task presets and save their conversations (with images where the "
+        "task has them) as a Hugging Face dataset, one row per decision point, with task and seed per row.",
+    )
+    data.add_argument("--tasks", required=True, help="preset names, comma-separated, or 'all'")
+    data.add_argument("--episodes", type=int, default=1000, help="episodes per task (default 1000)")
+    data.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    data.add_argument("--revisions", type=int, default=0, help="wrong answers with feedback before each expert answer")
+    data.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment option, e.g. target=12")
+    data.add_argument("--out", required=True, help="dataset directory")
+    data.set_defaults(run=cmd_sft_data)
+
+    from shiftlab.training.config import add_config_flags
+    from shiftlab.training.pretrain import PretrainConfig
+    from shiftlab.training.sft import SFTRunConfig
+
+    sft = commands.add_parser(
+        "sft",
+        help="supervised fine-tuning with TRL (text or VLM, optional LoRA, resumable)",
+        description="Supervised fine-tuning through TRL's SFTTrainer. Settings come from --config FILE.yaml "
+        "and are overridden by flags; rerunning with the same output directory resumes from its last checkpoint.",
+    )
+    sft.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
+    add_config_flags(sft, SFTRunConfig)
+    sft.set_defaults(run=cmd_sft)
+
+    base = commands.add_parser(
+        "pretrain",
+        help="build a small model and pretrain it on a broad mixture of every task variant",
+        description="Build a small model and train it on expert episodes of every task variant plus "
+        "supporting facts, so post-training starts from a model that has seen the world broadly. "
+        "The base model lands in OUTPUT_DIR/final.",
+    )
+    base.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
+    add_config_flags(base, PretrainConfig)
+    base.set_defaults(run=cmd_pretrain)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "episodes", 1) < 1:
+    episodes = getattr(args, "episodes", None)
+    if isinstance(episodes, int) and episodes < 1:
         parser.error("--episodes must be at least 1")
     try:
         return args.run(args)

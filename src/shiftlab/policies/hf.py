@@ -8,22 +8,15 @@ needs. torch and transformers are imported here only, so `import shiftlab` stays
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForImageTextToText,
-    AutoProcessor,
-    AutoTokenizer,
-    PreTrainedModel,
-)
+from transformers import PreTrainedModel
 
+from shiftlab.models.loading import load_pretrained
 from shiftlab.policies.base import Request, Response
 from shiftlab.prompts import Message
 
@@ -63,7 +56,7 @@ class HFPolicy:
         self.seed = int(seed)
 
         if isinstance(model, str):
-            self.model, processor = _load(model, processor_or_tokenizer, dtype)
+            self.model, processor = load_pretrained(model, processor_or_tokenizer, dtype)
             self.name = f"hf:{model}"
             self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
             self.model.to(self.device)
@@ -163,43 +156,6 @@ class HFPolicy:
     def _chat_template(self, messages: list[Message]) -> str:
         owner = self.processor if getattr(self.processor, "chat_template", None) else self.tokenizer
         return owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def _load(path: str, processor: Any, dtype: str | torch.dtype) -> tuple[PreTrainedModel, Any]:
-    """Model and processor from a directory or a hub id. A path that looks local never reaches the
-    network, so a typo fails at once with the path named instead of as a confusing hub error."""
-    expanded = os.path.expanduser(path)
-    looks_local = (
-        os.path.exists(expanded) or expanded.startswith((os.sep, ".", "~")) or os.path.isabs(expanded)
-    )
-    if looks_local and not os.path.isdir(expanded):
-        raise ValueError(f"HF model path {path!r} does not exist or is not a directory")
-    source = expanded if looks_local else path
-    kwargs: dict[str, Any] = {"local_files_only": True} if looks_local else {}
-    try:
-        config = AutoConfig.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot load a Hugging Face model config from {path!r}: {error}") from error
-    if processor is None:
-        try:
-            processor = AutoProcessor.from_pretrained(source, **kwargs)
-        except (OSError, ValueError, TypeError):
-            processor = AutoTokenizer.from_pretrained(source, **kwargs)
-    auto = (
-        AutoModelForImageTextToText
-        if getattr(config, "vision_config", None) is not None
-        else AutoModelForCausalLM
-    )
-    model = auto.from_pretrained(source, **{_dtype_kwarg(): dtype}, **kwargs)
-    return model, processor
-
-
-def _dtype_kwarg() -> str:
-    """transformers renamed `torch_dtype` to `dtype` in 4.56; use whichever this version takes."""
-    import transformers
-    from packaging.version import Version
-
-    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 
 def _eos_ids(model: PreTrainedModel, tokenizer: Any) -> set[int]:

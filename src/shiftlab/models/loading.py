@@ -1,0 +1,58 @@
+"""Loading a model and its processor from a local directory or a hub id, the same way for every stage
+(policies, SFT, RL), so a model shiftlab built and a downloaded checkpoint take one path."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+
+
+def load_pretrained(path: str, processor: Any = None, dtype: str | torch.dtype = "auto") -> tuple[PreTrainedModel, Any]:
+    """Model and processor from a directory or a hub id. A path that looks local never reaches the
+    network, so a typo fails at once with the path named instead of as a confusing hub error."""
+    expanded = os.path.expanduser(path)
+    looks_local = (
+        os.path.exists(expanded) or expanded.startswith((os.sep, ".", "~")) or os.path.isabs(expanded)
+    )
+    if looks_local and not os.path.isdir(expanded):
+        raise ValueError(f"HF model path {path!r} does not exist or is not a directory")
+    source = expanded if looks_local else path
+    kwargs: dict[str, Any] = {"local_files_only": True} if looks_local else {}
+    try:
+        config = AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load a Hugging Face model config from {path!r}: {error}") from error
+    if processor is None:
+        try:
+            processor = AutoProcessor.from_pretrained(source, **kwargs)
+        except (OSError, ValueError, TypeError):
+            processor = AutoTokenizer.from_pretrained(source, **kwargs)
+    auto = (
+        AutoModelForImageTextToText
+        if getattr(config, "vision_config", None) is not None
+        else AutoModelForCausalLM
+    )
+    model = auto.from_pretrained(source, **{dtype_kwarg(): dtype}, **kwargs)
+    return model, processor
+
+
+def dtype_kwarg() -> str:
+    """transformers renamed `torch_dtype` to `dtype` in 4.56; use whichever this version takes."""
+    import transformers
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+
+
+def is_vision_language(config: Any) -> bool:
+    return getattr(config, "vision_config", None) is not None

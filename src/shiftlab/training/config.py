@@ -1,0 +1,165 @@
+"""Run configs: flat dataclasses read from YAML and overridden by command-line flags.
+
+One dataclass per trainer; its fields are the YAML keys and, spelled with dashes, the flags, so
+`learning_rate: 1e-5` in a file and `--learning-rate 1e-5` on the command line mean the same.
+Every value is checked against the field's type before anything heavy is imported, and every
+mistake is reported as one `ConfigError` line that names the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A config file or flag that cannot be used; the message is one line naming the key."""
+
+
+def load_config(cls: type, path: str | Path | None = None, overrides: dict[str, Any] | None = None):
+    """`cls` built from a YAML file (optional) with `overrides` on top; values are type-checked and
+    `cls.validate()` (when defined) checks the rest."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(_read_yaml(Path(path)))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
+        raise ConfigError(f"unknown config key {key!r}{hint}")
+    hints = typing.get_type_hints(cls)
+    checked = {key: _coerce(key, value, hints[key]) for key, value in values.items()}
+    missing = [
+        f.name for f in fields.values()
+        if f.name not in checked and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"missing required config key {missing[0]!r}")
+    config = cls(**checked)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One `--flag` per field, defaulting to None so only the flags given override the file."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        if default is not None and default != []:
+            help_text += f" (default: {default})"
+        kind = hints[f.name]
+        if _base(kind) is bool:
+            parser.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=help_text)
+        elif _base(kind) is list:
+            parser.add_argument(flag, dest=f.name, default=None, nargs="+", metavar="VALUE", help=help_text)
+        elif _choices(kind):
+            parser.add_argument(flag, dest=f.name, default=None, choices=_choices(kind), help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def flag_overrides(namespace: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The config values given as flags; strings are converted by `load_config` from the field type."""
+    return {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if getattr(namespace, f.name, None) is not None}
+
+
+def to_yaml(config: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{at}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values")
+    return {str(k): v for k, v in data.items()}
+
+
+def _base(kind: Any) -> Any:
+    """The type a value must have, with `X | None` unwrapped."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return _base(args[0]) if len(args) == 1 else kind
+    return typing.get_origin(kind) or kind
+
+
+def _choices(kind: Any) -> tuple | None:
+    inner = [a for a in typing.get_args(kind) if a is not type(None)] if typing.get_origin(kind) is not Literal else []
+    literal = kind if typing.get_origin(kind) is Literal else (inner[0] if inner else None)
+    return typing.get_args(literal) if literal is not None and typing.get_origin(literal) is Literal else None
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    optional = type(None) in typing.get_args(kind)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"config key {key!r} cannot be empty")
+    base = _base(kind)
+    inner = [a for a in typing.get_args(kind) if a is not type(None)]
+    choices = _choices(kind)
+    if choices:
+        if value not in choices:
+            raise ConfigError(f"config key {key!r} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+        return value
+    if base is bool:
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be true or false, not {value!r}")
+        return value
+    if base is int:
+        try:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key {key!r} must be an integer, not {value!r}") from None
+    if base is float:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key {key!r} must be a number, not {value!r}") from None
+    if base is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be a string, not {value!r}")
+        return str(value)
+    if base is list:
+        items = value if isinstance(value, list) else [value]
+        (item_kind,) = typing.get_args(inner[0] if inner else kind) or (str,)
+        return [_coerce(key, item, item_kind) for item in items]
+    if base is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, not {value!r}")
+        return dict(value)
+    return value

@@ -1,0 +1,303 @@
+"""Supervised fine-tuning on expert conversations, through TRL's `SFTTrainer`.
+
+Reads top to bottom: the config, the data (a saved dataset, or expert episodes made on the spot and
+saved with the run), the model (any Hugging Face checkpoint, text or vision-language, through the
+Auto classes), then TRL does the training. This file adds what a study needs around it:
+compute counted as 6*N*D with every log line and checkpoint, a JSONL log, resuming from the last
+checkpoint at the same step and data position, and a final model that reloads like any other
+(LoRA adapters merged in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from shiftlab.training.config import ConfigError, to_yaml
+
+RESUME_KEYS = ("model", "data", "tasks", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
+               "loss", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
+
+
+@dataclass
+class SFTRunConfig:
+    model: str = field(metadata={"help": "model directory or hub id (a shiftlab-built base model or a real one)"})
+    output_dir: str = field(default="runs/sft", metadata={"help": "checkpoints, logs and the final model"})
+    data: str | None = field(default=None, metadata={"help": "dataset directory written by `shiftlab sft-data`"})
+    tasks: list[str] = field(default_factory=list, metadata={"help": "or: task presets to make expert data from"})
+    episodes: int = field(default=1000, metadata={"help": "expert episodes per task (with `tasks`)"})
+    revisions: int = field(default=0, metadata={"help": "wrong answers before each expert answer (with `tasks`)"})
+    data_seed: int = field(default=0, metadata={"help": "seed of the expert episodes (with `tasks`)"})
+    loss: Literal["assistant", "completion"] = field(
+        default="assistant", metadata={"help": "loss on every assistant turn, or on the last answer only"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the data (unless max_steps is set)"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1: as many as `epochs` takes"})
+    batch_size: int = field(default=8, metadata={"help": "sequences per device per forward pass"})
+    grad_accum: int = field(default=1, metadata={"help": "forward passes per optimizer step"})
+    learning_rate: float = field(default=1e-5, metadata={"help": "peak learning rate"})
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = field(default=0.03, metadata={"help": "fraction of steps warming up"})
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int | None = field(default=None, metadata={"help": "truncate longer sequences (None: keep all)"})
+    lora: bool = field(default=False, metadata={"help": "train LoRA adapters (merged into the final model)"})
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["all-linear"],
+                                    metadata={"help": "module names LoRA adapts"})
+    freeze_vision: bool = field(default=False, metadata={"help": "keep a VLM's vision tower fixed"})
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto", metadata={"help": "auto: bf16 on a GPU that has it, else fp32"})
+    gradient_checkpointing: bool = False
+    save_steps: int = field(default=100, metadata={"help": "checkpoint every N optimizer steps"})
+    save_total_limit: int | None = field(default=None, metadata={"help": "keep only the newest N checkpoints"})
+    logging_steps: int = 10
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"],
+                                 metadata={"help": "tensorboard, wandb, or none (JSONL is always written)"})
+    seed: int = field(default=0, metadata={"help": "initialisation and data order"})
+    resume: str = field(default="auto", metadata={"help": "auto (the last checkpoint, if any), never, or a path"})
+
+    def validate(self) -> None:
+        if (self.data is None) == (not self.tasks):
+            raise ConfigError("give either `data` (a dataset directory) or `tasks` (presets to make expert data from)")
+        if self.tasks:
+            from shiftlab.tasks import list_presets
+
+            known = {p.name for p in list_presets()}
+            for task in self.tasks:
+                if task not in known:
+                    raise ConfigError(f"unknown task {task!r} in `tasks`; known tasks: {', '.join(sorted(known))}")
+        positive = {"episodes": self.episodes, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
+                    "save_steps": self.save_steps, "logging_steps": self.logging_steps, "lora_r": self.lora_r}
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"config key {key!r} must be at least 1, not {value}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"config key 'max_steps' must be positive or -1, not {self.max_steps}")
+        if self.epochs <= 0 or self.learning_rate <= 0:
+            raise ConfigError("config keys 'epochs' and 'learning_rate' must be positive")
+        if not 0 <= self.warmup_ratio < 1 or not 0 <= self.lora_dropout < 1:
+            raise ConfigError("config keys 'warmup_ratio' and 'lora_dropout' must be in [0, 1)")
+        if self.max_length is not None and self.max_length < 16:
+            raise ConfigError(f"config key 'max_length' must be at least 16 or None, not {self.max_length}")
+        reporters = {"tensorboard", "wandb", "none"}
+        for name in self.report_to:
+            if name not in reporters:
+                raise ConfigError(f"config key 'report_to' takes {', '.join(sorted(reporters))}, not {name!r}")
+
+
+@dataclass
+class SFTResult:
+    output_dir: Path
+    final_model: Path
+    steps: int
+    tokens: int
+    flops: float
+    log: list[dict[str, Any]]
+
+
+def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
+    import torch
+    import trl
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from shiftlab.models.loading import load_pretrained
+    from shiftlab.training.compute import flop_parameters, read_compute, write_compute
+    from shiftlab.training.run_log import JsonlLog
+
+    output = Path(config.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    resume_from = _resume_point(config, output, get_last_checkpoint)
+    (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
+
+    if config.data is not None and not (Path(config.data) / "state.json").is_file():
+        raise ConfigError(f"data {config.data!r} is not a dataset directory (made by `shiftlab sft-data`)")
+
+    # Model: text or vision-language, chosen by the checkpoint's config.
+    try:
+        model, processor = load_pretrained(config.model, dtype=torch.float32)
+    except ValueError as error:
+        raise ConfigError(str(error).splitlines()[0]) from None
+    is_vlm = getattr(model.config, "vision_config", None) is not None
+
+    # Data: the saved dataset, or the run's own expert data, made once so a resume sees the same rows.
+    dataset = _training_data(config, output)
+    if "images" in dataset.column_names and not is_vlm:
+        raise ConfigError(f"the data has images but {config.model!r} is a text-only model")
+    if config.freeze_vision:
+        for name, parameter in model.named_parameters():
+            if "vision_tower" in name or "visual" in name:
+                parameter.requires_grad_(False)
+    parameters = flop_parameters(model)
+    peft_config = None
+    if config.lora:
+        import peft
+
+        targets = config.lora_targets[0] if config.lora_targets == ["all-linear"] else config.lora_targets
+        peft_config = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                                      target_modules=targets, task_type="CAUSAL_LM")
+
+    use_cuda = torch.cuda.is_available()
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "fp32"
+    args = trl.SFTConfig(
+        output_dir=str(output),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        max_length=config.max_length,
+        assistant_only_loss=config.loss == "assistant",
+        completion_only_loss=config.loss == "completion",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        gradient_checkpointing=config.gradient_checkpointing,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        report_to=[r for r in config.report_to if r != "none"] or "none",
+        seed=config.seed,
+        data_seed=config.seed,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        use_cpu=not use_cuda,
+    )
+    if config.loss == "completion":
+        dataset = dataset.map(_prompt_completion, remove_columns=["messages"])
+
+    log = JsonlLog(output / "logs.jsonl")
+    log.truncate_after(_checkpoint_step(resume_from) if resume_from else 0)
+
+    class Trainer(trl.SFTTrainer):
+        """Adds tokens and FLOPs to every log line and a compute.json to every checkpoint."""
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            tokens = self.state.num_input_tokens_seen
+            logs = {**logs, "tokens": tokens, "flops": 6.0 * parameters * tokens}
+            super().log(logs, start_time)
+            log.write({"step": self.state.global_step, **logs})
+
+        def _save_checkpoint(self, model, trial):
+            super()._save_checkpoint(model, trial)
+            checkpoint = output / f"checkpoint-{self.state.global_step}"
+            if checkpoint.is_dir():
+                write_compute(checkpoint, step=self.state.global_step, tokens=self.state.num_input_tokens_seen,
+                              parameters=parameters)
+
+    with _tensorboard_dir(output / "tensorboard"):
+        try:
+            trainer = Trainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                              peft_config=peft_config, callbacks=callbacks)
+        except ValueError as error:
+            if "chat template" not in str(error):
+                raise
+            raise ConfigError(f"the chat template of {config.model!r} cannot mark the assistant's tokens for "
+                              "`loss: assistant`; use `loss: completion`") from None
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
+    # The final model: a plain checkpoint that every later stage loads through the Auto classes.
+    final = output / "final"
+    trained = trainer.model
+    if config.lora:
+        trained = trained.merge_and_unload()
+    trained.save_pretrained(final)
+    processor.save_pretrained(final)
+    record = write_compute(final, step=trainer.state.global_step, tokens=trainer.state.num_input_tokens_seen,
+                           parameters=parameters, base=read_compute(config.model) if Path(config.model).is_dir() else None)
+    return SFTResult(output, final, trainer.state.global_step, record["tokens"], record["flops"], log.read())
+
+
+def _resume_point(config: SFTRunConfig, output: Path, get_last_checkpoint) -> Path | None:
+    last = get_last_checkpoint(str(output)) if output.is_dir() else None
+    if config.resume == "never":
+        if last is not None:
+            raise ConfigError(f"{str(output)!r} already has checkpoints; resume them (resume: auto) or use a new "
+                              "output_dir")
+        return None
+    if config.resume != "auto":
+        path = Path(config.resume)
+        if not (path / "trainer_state.json").is_file():
+            raise ConfigError(f"resume: {config.resume!r} is not a checkpoint directory (no trainer_state.json)")
+        last = str(path)
+    if last is not None:
+        _check_same_run(config, output)
+    return Path(last) if last else None
+
+
+def _check_same_run(config: SFTRunConfig, output: Path) -> None:
+    """A resumed run must see the same data in the same order; refuse changes that would break that."""
+    import yaml
+
+    saved_path = output / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    current = dataclasses.asdict(config)
+    for key in RESUME_KEYS:
+        if key in saved and saved[key] != current[key]:
+            raise ConfigError(f"cannot resume {str(output)!r} with a different {key!r} ({saved[key]!r} before, "
+                              f"{current[key]!r} now); use a new output_dir")
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(path.name.rsplit("-", 1)[-1]) if path.name.rsplit("-", 1)[-1].isdigit() else 0
+
+
+def _training_data(config: SFTRunConfig, output: Path):
+    import datasets
+
+    if config.data is not None:
+        try:
+            dataset = datasets.load_from_disk(config.data)
+        except (FileNotFoundError, ValueError) as error:
+            raise ConfigError(f"data {config.data!r} is not a dataset directory: {str(error).splitlines()[0]}") from None
+    else:
+        saved = output / "data"
+        if (saved / "dataset_info.json").is_file():
+            dataset = datasets.load_from_disk(str(saved))
+        else:
+            from shiftlab.training.expert_data import Source, build_dataset
+
+            sources = [Source(task, config.episodes, revisions=config.revisions) for task in config.tasks]
+            dataset = build_dataset(sources, seed=config.data_seed)
+            tmp = output / "data.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            dataset.save_to_disk(str(tmp))
+            tmp.rename(saved)
+            dataset = datasets.load_from_disk(str(saved))
+    if "messages" not in dataset.column_names:
+        raise ConfigError(f"the data has no 'messages' column (columns: {', '.join(dataset.column_names)})")
+    keep = [c for c in ("messages", "images") if c in dataset.column_names]
+    return dataset.select_columns(keep)
+
+
+def _prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
+    messages = row["messages"]
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+@contextlib.contextmanager
+def _tensorboard_dir(path: Path):
+    """TensorBoard writes under the run, in one folder across resumes (transformers reads the env var)."""
+    previous = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = previous

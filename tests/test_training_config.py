@@ -1,0 +1,89 @@
+"""Run configs: YAML plus flags, type-checked, with one clear line per mistake."""
+
+import argparse
+import dataclasses
+from typing import Literal
+
+import pytest
+
+from shiftlab.training.config import ConfigError, add_config_flags, flag_overrides, load_config, to_yaml
+from shiftlab.training.sft import SFTRunConfig
+
+
+@dataclasses.dataclass
+class Example:
+    name: str
+    steps: int = 10
+    rate: float = 0.5
+    flag: bool = False
+    mode: Literal["a", "b"] = "a"
+    limit: int | None = None
+    items: list[str] = dataclasses.field(default_factory=list)
+
+
+def test_yaml_then_overrides_with_types(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: run\nsteps: 20\nrate: 1e-3\nflag: true\nitems: [x, y]\n")
+    config = load_config(Example, path, {"steps": "30", "mode": "b", "limit": "none"})
+    assert config == Example(name="run", steps=30, rate=1e-3, flag=True, mode="b", limit=None, items=["x", "y"])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"name": "x", "stepz": 1}, "unknown config key 'stepz'; did you mean 'steps'"),
+        ({"name": "x", "steps": 1.5}, "'steps' must be an integer"),
+        ({"name": "x", "steps": True}, "'steps' must be an integer"),
+        ({"name": "x", "rate": "fast"}, "'rate' must be a number"),
+        ({"name": "x", "flag": "maybe"}, "'flag' must be true or false"),
+        ({"name": "x", "mode": "c"}, "'mode' must be one of 'a', 'b'"),
+        ({"steps": 3}, "missing required config key 'name'"),
+        ({"name": ["a"]}, "'name' must be a string"),
+    ],
+)
+def test_bad_values_name_the_key(values, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_config(Example, None, values)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Example, tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(Example, bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(Example, listing)
+
+
+def test_flags_mirror_fields_and_only_given_flags_override(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, Example)
+    args = parser.parse_args(["--name", "n", "--steps", "7", "--flag", "--items", "p", "q", "--mode", "b"])
+    overrides = flag_overrides(args, Example)
+    assert overrides == {"name": "n", "steps": "7", "flag": True, "items": ["p", "q"], "mode": "b"}
+    path = tmp_path / "c.yaml"
+    path.write_text("name: file\nrate: 0.25\n")
+    config = load_config(Example, path, overrides)
+    assert (config.name, config.steps, config.rate, config.flag) == ("n", 7, 0.25, True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "z"])
+
+
+def test_sft_config_checks_and_round_trips(tmp_path):
+    with pytest.raises(ConfigError, match="either `data`"):
+        load_config(SFTRunConfig, None, {"model": "m"})
+    with pytest.raises(ConfigError, match="unknown task 'gp-x'"):
+        load_config(SFTRunConfig, None, {"model": "m", "tasks": ["gp-x"]})
+    with pytest.raises(ConfigError, match="'batch_size' must be at least 1"):
+        load_config(SFTRunConfig, None, {"model": "m", "tasks": ["gp-l"], "batch_size": 0})
+    with pytest.raises(ConfigError, match="report_to"):
+        load_config(SFTRunConfig, None, {"model": "m", "tasks": ["gp-l"], "report_to": ["mlflow"]})
+    config = load_config(SFTRunConfig, None, {"model": "m", "tasks": "gp-l", "lora": "yes", "max_length": 512})
+    assert config.tasks == ["gp-l"] and config.lora is True and config.max_length == 512
+    path = tmp_path / "saved.yaml"
+    path.write_text(to_yaml(config))
+    assert load_config(SFTRunConfig, path) == config
