@@ -113,8 +113,8 @@ class PretrainConfig:
     kind: Literal["lm", "vlm"] = field(default="lm", metadata={"help": "text LM or LLaVA-style VLM"})
     size: Literal["tiny", "small"] = field(default="small", metadata={"help": "model size preset"})
     tokenizer: Literal["bpe", "byte"] = field(default="bpe", metadata={"help": "BPE trained on the tasks' text, or bytes"})
-    episodes: int = field(default=200, metadata={"help": "expert episodes per source of the mixture"})
-    support: int = field(default=2000, metadata={"help": "supporting question-answer rows"})
+    episodes: int = field(default=100, metadata={"help": "expert episodes per source of the mixture"})
+    support: int = field(default=1000, metadata={"help": "supporting question-answer rows"})
     epochs: float = 2.0
     max_steps: int = -1
     batch_size: int = 16
@@ -141,6 +141,6 @@ def pretrain(config: PretrainConfig, **sft_overrides: Any):
     sft = load_config(SFTRunConfig, overrides={
         "model": str(initial), "data": str(data), "output_dir": str(output), "epochs": config.epochs,
         "max_steps": config.max_steps, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-        "seed": config.seed, "warmup_ratio": 0.05, "save_steps": 200, "save_total_limit": 2, **sft_overrides,
+        "seed": config.seed, "warmup_ratio": 0.05, "group_by_length": config.kind == "lm", "save_steps": 200, "save_total_limit": 2, **sft_overrides,
     })
     return run_sft(sft)

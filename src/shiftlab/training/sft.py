@@ -21,7 +21,7 @@ from typing import Any, Literal
 from shiftlab.training.config import ConfigError, to_yaml
 
 RESUME_KEYS = ("model", "data", "tasks", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
-               "loss", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
+               "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
 
 
 @dataclass
@@ -55,6 +55,8 @@ class SFTRunConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto", metadata={"help": "auto: bf16 on a GPU that has it, else fp32"})
     gradient_checkpointing: bool = False
+    group_by_length: bool = field(
+        default=False, metadata={"help": "batch rows of similar length (less padding; text data only)"})
     save_steps: int = field(default=100, metadata={"help": "checkpoint every N optimizer steps"})
     save_total_limit: int | None = field(default=None, metadata={"help": "keep only the newest N checkpoints"})
     logging_steps: int = 10
@@ -172,6 +174,7 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
         seed=config.seed,
         data_seed=config.seed,
         include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         dataloader_num_workers=0,
         use_cpu=not use_cuda,
     )
