@@ -24,7 +24,7 @@ import torch
 from transformers import TrainerCallback
 
 from shiftlab.models.builders import build_model
-from shiftlab.training.compute import flop_parameters
+from shiftlab.training.compute import read_compute
 from shiftlab.training.config import load_config
 from shiftlab.training.sft import SFTRunConfig, run_sft
 
@@ -86,9 +86,7 @@ def main() -> None:
         })
         clock = StepClock()
         result = run_sft(config, callbacks=[clock])
-        from transformers import AutoModelForCausalLM
-
-        parameters = flop_parameters(AutoModelForCausalLM.from_pretrained(result.final_model))
+        parameters = read_compute(result.final_model)["parameters"]
 
     # The machine's peak is the best matmul rate seen before or after the run: a noisy neighbour can
     # only make a measurement lower, never higher.

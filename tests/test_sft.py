@@ -63,7 +63,6 @@ def test_loss_falls_and_compute_is_counted(trained, tiny_lm):
 
 def test_trained_model_answers_in_the_expert_format(trained):
     from shiftlab.envs.general_points.verifier import Outcome
-    from shiftlab.evaluation import evaluate  # noqa: F401  (the same path a study takes)
     from shiftlab.policies.hf import HFPolicy
     from shiftlab.rollout import run_episodes
     from shiftlab.tasks import get_preset

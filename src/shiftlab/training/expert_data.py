@@ -67,9 +67,9 @@ def episode_rows(source: Source, seed: int = 0, batch_size: int = 64) -> Iterato
     preset = get_preset(source.task)
     env = dict(source.env)
     if source.revisions:
-        # Each point needs room for the guesses and the correction.
-        budget = env.get("max_attempts", preset.make_env().unwrapped.max_attempts)
-        env["max_attempts"] = max(int(budget), source.revisions + 1)
+        # Each point needs room for the guesses and the correction; a larger budget is never used, as
+        # the expert's answer ends the point.
+        env["max_attempts"] = max(int(env.get("max_attempts", 1)), source.revisions + 1)
     policy = RevisionPolicy(source.revisions, seed) if source.revisions else ExpertPolicy()
     trajectories = run_episodes(preset, policy, range(source.episodes), seed=seed, batch_size=batch_size,
                                 evaluation=False, **env)
