@@ -260,6 +260,24 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rl(args: argparse.Namespace) -> int:
+    _training_imports("rl")
+    from shiftlab.training.config import ConfigError
+    from shiftlab.training.rl.config import RLConfig
+    from shiftlab.training.rl.trainer import run_rl
+
+    config = _config(RLConfig, args)
+    try:
+        result = run_rl(config)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    last = next((e for e in reversed(result.log) if e.get("kind") == "train"), {})
+    print(f"trained {result.steps} RL steps ({result.flops:.3g} FLOPs in all), last episode reward "
+          f"{last.get('reward/episode_mean', float('nan')):.3g}, success {last.get('success_rate', float('nan')):.3g}; "
+          f"model in {result.final_model}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shiftlab",
@@ -390,6 +408,20 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
     add_config_flags(base, PretrainConfig)
     base.set_defaults(run=cmd_pretrain)
+
+    from shiftlab.training.rl.config import RLConfig
+
+    rl = commands.add_parser(
+        "rl",
+        help="RL with verifier rewards on multi-turn episodes (GRPO family or the paper's PPO; resumable)",
+        description="Reinforcement learning on a task preset: rollouts through the environments (answers, "
+        "verifier feedback, revisions), then GRPO or PPO updates on the model's own answer tokens. Settings come "
+        "from --config FILE.yaml and are overridden by flags; rerunning with the same output directory resumes "
+        "from its last checkpoint. Logs: OUTPUT_DIR/log.jsonl and TensorBoard; evaluations: OUTPUT_DIR/eval.",
+    )
+    rl.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
+    add_config_flags(rl, RLConfig)
+    rl.set_defaults(run=cmd_rl)
     return parser
 
 

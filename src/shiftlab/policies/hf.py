@@ -26,8 +26,9 @@ class HFPolicy:
 
     `temperature=0` is greedy decoding; otherwise tokens are sampled with `temperature` and `top_p`
     (top-k is switched off so the sampling distribution is exactly the one described). Sampling is
-    seeded per batch from `seed` and the batch's prompts, so reruns and resumed runs give the same
-    answers without touching the global torch RNG.
+    seeded per batch from `seed`, the batch's prompts and how often this policy has seen that batch
+    before, so reruns and resumed runs give the same answers without touching the global torch RNG,
+    while a batch that repeats (a GRPO group split over two batches) still gets fresh samples.
     """
 
     def __init__(
@@ -53,7 +54,7 @@ class HFPolicy:
         self.temperature = float(temperature)
         self.top_p = float(top_p)
         self.batch_size = int(batch_size)
-        self.seed = int(seed)
+        self.reseed(seed)
 
         if isinstance(model, str):
             self.model, processor = load_pretrained(model, processor_or_tokenizer, dtype)
@@ -78,6 +79,24 @@ class HFPolicy:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.is_vlm = getattr(self.model.config, "vision_config", None) is not None
         self._eos_ids = _eos_ids(self.model, self.tokenizer)
+
+    def reseed(self, seed: int) -> None:
+        """Start the sampling streams afresh from `seed` (an RL trainer reseeds at every step)."""
+        self.seed = int(seed)
+        self._seen: dict[bytes, int] = {}
+        # Tokens through the model since the last reseed (prompts without padding, answers), for
+        # compute accounting.
+        self.prompt_tokens = 0
+        self.answer_tokens = 0
+
+    def prompt_inputs(self, messages: Sequence[Message]) -> dict[str, Any]:
+        """One conversation as the model's inputs (token ids, and pixel values when it has images), the
+        exact ids generation starts from, so a trainer can score the answer under the same prompt."""
+        messages, images = self._template_messages(messages)
+        text = self._chat_template(messages)
+        if images:
+            return dict(self.processor(text=[text], images=images, return_tensors="pt", add_special_tokens=False))
+        return dict(self.tokenizer([text], return_tensors="pt", add_special_tokens=False))
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         out: list[Response] = []
@@ -106,7 +125,7 @@ class HFPolicy:
             params.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(_batch_seed(self.seed, texts))
+            torch.manual_seed(self._batch_seed(texts))
             output = self.model.generate(
                 **inputs,
                 **params,
@@ -121,13 +140,22 @@ class HFPolicy:
             output.sequences, output.scores, normalize_logits=True
         )
         new_tokens = output.sequences[:, inputs["input_ids"].shape[1] :]
+        self.prompt_tokens += int(inputs["attention_mask"].sum())
         responses = []
         for ids, lps in zip(new_tokens.tolist(), logprobs.float().cpu().tolist(), strict=True):
             end = next((i + 1 for i, t in enumerate(ids) if t in self._eos_ids), len(ids))
             ids, lps = ids[:end], lps[:end]
+            self.answer_tokens += len(ids)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             responses.append(Response(text, tuple(ids), tuple(lps)))
         return responses
+
+    def _batch_seed(self, texts: Sequence[str]) -> int:
+        key = hashlib.sha256("\x00".join(texts).encode()).digest()
+        seen = self._seen.get(key, 0)
+        self._seen[key] = seen + 1
+        digest = hashlib.sha256(b"%d:%d:" % (self.seed, seen) + key).digest()
+        return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
     def _template_messages(self, messages: Sequence[Message]) -> tuple[list[Message], list[Image.Image]]:
         """Messages in the shape chat templates expect: image parts become bare {"type": "image"}
@@ -170,8 +198,3 @@ def _to_pil(image: Any) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     return Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
-
-
-def _batch_seed(seed: int, texts: Sequence[str]) -> int:
-    digest = hashlib.sha256("\x00".join([str(seed), *texts]).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)

@@ -32,6 +32,8 @@ class GeneralPointsPrompt:
     that have not been fine-tuned on the format, like the paper's `_EG` prompts)."""
 
     example: bool = False
+    # The JSON key of the final answer; RL weighs the tokens before it (the reasoning) apart from it.
+    answer_key = "formula"
 
     def task_text(self, info: Mapping, image: bool) -> str:
         n, target = len(info["cards"]), info["target"]

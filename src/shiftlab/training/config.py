@@ -156,9 +156,17 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
         return str(value)
     if base is list:
         items = value if isinstance(value, list) else [value]
-        (item_kind,) = typing.get_args(inner[0] if inner else kind) or (str,)
+        listed = inner[0] if optional else kind  # list[X] | None -> list[X]
+        (item_kind,) = typing.get_args(listed) or (str,)
         return [_coerce(key, item, item_kind) for item in items]
     if base is dict:
+        if isinstance(value, str):  # a flag: `--env '{city: paris}'`
+            import contextlib
+
+            import yaml
+
+            with contextlib.suppress(yaml.YAMLError):
+                value = yaml.safe_load(value)
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r} must be a mapping, not {value!r}")
         return dict(value)

@@ -1,0 +1,140 @@
+"""The RL run's settings: one dataclass, validated before any model is loaded.
+
+Defaults are a GRPO run that fits a laptop; `algorithm: ppo` with the PPO block follows the paper's
+trainer (arXiv 2501.17161 App. C: clip 0.1, gamma 0.9, lambda 0.95, 4 epochs, thought weight 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shiftlab.training.config import ConfigError
+
+# Settings a resumed run must share with the run it continues, or its steps would not follow.
+RESUME_KEYS = ("model", "algorithm", "task", "env", "rewards", "prompts_per_step", "group_size", "data_seed",
+               "seed", "max_new_tokens", "temperature", "top_p", "lora", "lora_r", "lora_targets", "value_hidden")
+
+
+@dataclass
+class RLConfig:
+    model: str = field(metadata={"help": "model directory or hub id to start from (usually an SFT model)"})
+    output_dir: str = field(default="runs/rl", metadata={"help": "checkpoints, logs, evaluations, final model"})
+    algorithm: Literal["grpo", "ppo"] = field(
+        default="grpo", metadata={"help": "grpo: group-relative advantages; ppo: value head and GAE (the paper)"})
+    task: str = field(default="gp-l", metadata={"help": "task preset to train on"})
+    env: dict = field(default_factory=dict, metadata={"help": "environment options over the preset's"})
+    rewards: Literal["per_attempt", "outcome"] = field(
+        default="per_attempt",
+        metadata={"help": "per_attempt: the verifier's reward for every answer (the paper); outcome: 1 for a "
+                          "solved episode, else 0, on its last answer"})
+    steps: int = field(default=50, metadata={"help": "RL steps, each a rollout and an update"})
+    prompts_per_step: int = field(default=8, metadata={"help": "distinct episodes (seeds) per step"})
+    group_size: int = field(default=8, metadata={"help": "episodes played from each seed (a GRPO group)"})
+    data_seed: int = field(default=1_000_000,
+                           metadata={"help": "episode k of training uses env seed data_seed + k (evaluation "
+                                             "uses seeds from 0, so the two never meet)"})
+    max_new_tokens: int = field(default=128, metadata={"help": "longest answer per turn"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rollouts"})
+    top_p: float = 1.0
+    rollout_batch_size: int = field(default=64, metadata={"help": "episodes stepped together in a rollout"})
+
+    # Optimisation
+    learning_rate: float = 1e-6
+    lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = field(default=0, metadata={"help": "optimizer steps of linear warm-up"})
+    weight_decay: float = 0.0
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    epochs: int = field(default=1, metadata={"help": "passes over each rollout (the paper's PPO: 4)"})
+    mini_batches: int = field(default=1, metadata={"help": "optimizer steps per pass"})
+    micro_batch_size: int = field(default=16, metadata={"help": "samples per forward pass (gradient accumulation)"})
+
+    # Policy loss (both algorithms)
+    clip_low: float = field(default=0.2, metadata={"help": "PPO-clip epsilon below 1 (GRPO)"})
+    clip_high: float = field(default=0.2, metadata={"help": "epsilon above 1; 0.28 is DAPO's clip-higher (GRPO)"})
+    dual_clip: float | None = field(default=None, metadata={"help": "cap negative-advantage losses at c*|A| (GRPO)"})
+    loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
+                              "seq-mean-token-sum-norm"] = field(
+        default="token-mean", metadata={"help": "how token losses become one (seq-mean-token-sum-norm: Dr. GRPO)"})
+    kl_coef: float = field(default=0.0, metadata={"help": "weight of the KL to the frozen start model (0: none)"})
+    kl_estimator: Literal["k1", "k2", "k3", "abs"] = "k3"
+    kl_placement: Literal["loss", "reward"] = field(
+        default="loss", metadata={"help": "KL as a loss term, or subtracted from the rewards (k1 there)"})
+    kl_straight_through: bool = field(default=False, metadata={"help": "value of the estimator, gradient of k2"})
+
+    # GRPO
+    advantage: Literal["grpo", "dr_grpo", "rloo"] = field(
+        default="grpo", metadata={"help": "group baseline: mean/std (grpo), mean (dr_grpo), leave-one-out (rloo)"})
+    dynamic_sampling: bool = field(default=False, metadata={"help": "drop groups whose rewards are all equal"})
+    sampling_rounds: int = field(default=3, metadata={"help": "most rollouts per step to fill the batch "
+                                                              "when dynamic_sampling drops groups"})
+
+    # PPO (the paper's)
+    gamma: float = 0.9
+    gae_lambda: float = 0.95
+    ppo_clip: float = 0.1
+    thought_coef: float = field(default=0.5, metadata={"help": "weight of the reasoning tokens in log pi(a|s)"})
+    value_coef: float = 0.5
+    value_clip: float | None = 0.1
+    value_hidden: list[int] = field(default_factory=lambda: [1024, 512], metadata={"help": "value MLP widths"})
+
+    # Model
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: ["all-linear"])
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto", metadata={"help": "auto: bf16 on a GPU that has it, else fp32"})
+    gradient_checkpointing: bool = False
+
+    # Evaluation, checkpoints, logs
+    eval_tasks: list[str] | None = field(
+        default=None, metadata={"help": "presets to evaluate (None: the task and its OOD variants; []: none)"})
+    eval_steps: int = field(default=10, metadata={"help": "evaluate every N steps, and before the first (0: never)"})
+    eval_episodes: int = 32
+    eval_temperature: float = field(default=0.0, metadata={"help": "0: greedy answers"})
+    save_steps: int = field(default=10, metadata={"help": "checkpoint every N steps"})
+    save_total_limit: int | None = field(default=None, metadata={"help": "keep only the newest N checkpoints"})
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"],
+                                 metadata={"help": "tensorboard or none (JSONL is always written)"})
+    seed: int = field(default=0, metadata={"help": "sampling, shuffling and value-head initialisation"})
+    resume: str = field(default="auto", metadata={"help": "auto (the last checkpoint, if any), never, or a path"})
+
+    def validate(self) -> None:
+        from shiftlab.tasks import list_presets
+
+        known = {p.name for p in list_presets()}
+        for task in [self.task, *(self.eval_tasks or [])]:
+            if task not in known:
+                raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(sorted(known))}")
+        positive = {"steps": self.steps, "prompts_per_step": self.prompts_per_step, "group_size": self.group_size,
+                    "max_new_tokens": self.max_new_tokens, "rollout_batch_size": self.rollout_batch_size,
+                    "epochs": self.epochs, "mini_batches": self.mini_batches,
+                    "micro_batch_size": self.micro_batch_size, "sampling_rounds": self.sampling_rounds,
+                    "eval_episodes": self.eval_episodes, "save_steps": self.save_steps, "lora_r": self.lora_r}
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"config key {key!r} must be at least 1, not {value}")
+        if self.learning_rate <= 0 or self.max_grad_norm <= 0:
+            raise ConfigError("config keys 'learning_rate' and 'max_grad_norm' must be positive")
+        if self.temperature < 0 or self.eval_temperature < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError("temperatures must be >= 0 and top_p in (0, 1]")
+        for key in ("clip_low", "clip_high", "ppo_clip"):
+            if not 0 < getattr(self, key) < 1:
+                raise ConfigError(f"config key {key!r} must be in (0, 1), not {getattr(self, key)}")
+        for key in ("gamma", "gae_lambda", "thought_coef"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"config key {key!r} must be in [0, 1], not {getattr(self, key)}")
+        if self.dual_clip is not None and self.dual_clip <= 1:
+            raise ConfigError(f"config key 'dual_clip' must be above 1 (or None), not {self.dual_clip}")
+        if self.kl_coef < 0 or self.value_coef < 0 or self.warmup_steps < 0 or self.eval_steps < 0:
+            raise ConfigError("config keys 'kl_coef', 'value_coef', 'warmup_steps' and 'eval_steps' must be >= 0")
+        if any(width < 1 for width in self.value_hidden):
+            raise ConfigError("config key 'value_hidden' takes positive widths")
+        if self.algorithm == "grpo" and self.group_size < 2 and self.advantage != "rloo":
+            raise ConfigError("GRPO needs group_size >= 2: a group of one has no baseline to compare with")
+        for name in self.report_to:
+            if name not in ("tensorboard", "none"):
+                raise ConfigError(f"config key 'report_to' takes tensorboard or none, not {name!r}")

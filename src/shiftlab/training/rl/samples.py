@@ -1,0 +1,124 @@
+"""Finished episodes as training samples: one sample per answered turn.
+
+A sample is the prompt exactly as the policy saw it (task, earlier answers, verifier feedback)
+followed by the answer the policy generated. Only the answer's tokens are trained on; the prompt is
+context. Batches are padded on the left, so every answer ends in the last column: the model then
+computes logits for the last `R + 1` columns only (R the longest answer), which saves most of the
+output layer's cost when prompts are long, and answers sit right-aligned in `[B, R]` tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+# When the answer key is missing (a malformed answer), the last few tokens stand for the action,
+# as in the paper's trainer.
+FALLBACK_ACTION_TOKENS = 4
+
+
+@dataclass
+class Sample:
+    prompt_ids: torch.Tensor  # [P] long
+    response_ids: torch.Tensor  # [R] long
+    extras: dict[str, torch.Tensor]  # image inputs (pixel values ...), first dimension per image
+    action_start: int  # response tokens from here on are the action; before it, the reasoning
+    reward: float  # the verifier's reward for this turn, after the trainer's reward mode
+    group: int  # episodes played from the same seed share a group
+    episode: int  # the episode's position among this step's episodes
+    turn: int
+    last: bool  # the episode's final turn
+    # Filled in by the trainer before the update.
+    logp_old: torch.Tensor | None = None
+    logp_ref: torch.Tensor | None = None
+    value_old: float = 0.0
+    advantage: float = 0.0
+    target: float = 0.0  # the value head's regression target (PPO returns)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return int(self.prompt_ids.numel() + self.response_ids.numel())
+
+
+def action_start(tokenizer: Any, response_ids: Sequence[int], answer_key: str | None) -> int:
+    """Index of the first token of the answer's final `"<answer_key>"` field: the split between
+    reasoning and action that the paper's PPO weighs differently. Without a key, all is action."""
+    ids = list(response_ids)
+    if not answer_key or not ids:
+        return 0
+    pieces = [tokenizer.decode([t]) for t in ids]
+    position = "".join(pieces).rfind(f'"{answer_key}"')
+    if position < 0:
+        return max(len(ids) - FALLBACK_ACTION_TOKENS, 0)
+    covered = 0
+    for index, piece in enumerate(pieces):
+        covered += len(piece)
+        if covered > position:
+            return index
+    return len(ids) - 1
+
+
+@dataclass
+class Batch:
+    inputs: dict[str, torch.Tensor]  # model inputs over [B, L]
+    keep: int  # logits to keep: the last R + 1 columns
+    response: torch.Tensor  # [B, R] right-aligned answer tokens
+    mask: torch.Tensor  # [B, R] float, 1 on answer tokens
+    action_mask: torch.Tensor  # [B, R] float, 1 on action tokens
+    last_prompt: torch.Tensor  # [B] column of each row's last prompt token
+    tokens: int  # non-padding tokens in the batch
+
+
+def collate(samples: Sequence[Sample], pad_id: int, device: torch.device | str = "cpu") -> Batch:
+    lengths = [s.length for s in samples]
+    width = max(lengths)
+    longest = max(int(s.response_ids.numel()) for s in samples)
+    rows = len(samples)
+    input_ids = torch.full((rows, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((rows, width), dtype=torch.long)
+    response = torch.full((rows, longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((rows, longest))
+    action = torch.zeros((rows, longest))
+    last_prompt = torch.zeros(rows, dtype=torch.long)
+    for row, (sample, length) in enumerate(zip(samples, lengths, strict=True)):
+        n = int(sample.response_ids.numel())
+        input_ids[row, width - length :] = torch.cat([sample.prompt_ids, sample.response_ids])
+        attention[row, width - length :] = 1
+        response[row, longest - n :] = sample.response_ids
+        mask[row, longest - n :] = 1.0
+        action[row, longest - n + sample.action_start :] = 1.0
+        last_prompt[row] = width - n - 1
+    # Positions count real tokens only, exactly as generation numbered them under left padding.
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    inputs = {"input_ids": input_ids, "attention_mask": attention, "position_ids": positions}
+    for key in samples[0].extras:
+        inputs[key] = torch.cat([s.extras[key] for s in samples])
+    inputs = {k: v.to(device) for k, v in inputs.items()}
+    return Batch(inputs, longest + 1, response.to(device), mask.to(device), action.to(device),
+                 last_prompt.to(device), sum(lengths))
+
+
+def response_logprobs(model: Any, batch: Batch, temperature: float = 1.0, hidden: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Log-probabilities of the answer tokens under `model` ([B, R], right-aligned), the final hidden
+    state at each row's last prompt token (for a value head, when `hidden`), and the mean token
+    entropy (detached). Logits are divided by the sampling temperature, so the log-probabilities are
+    those of the distribution the answers were drawn from."""
+    output = model(**batch.inputs, logits_to_keep=batch.keep, output_hidden_states=hidden, use_cache=False)
+    logits = output.logits[:, -batch.keep : -1].float()
+    if temperature > 0 and temperature != 1.0:
+        logits = logits / temperature
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, batch.response.unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        entropy = (entropy * batch.mask).sum() / batch.mask.sum().clamp(min=1)
+    state = None
+    if hidden:
+        final = output.hidden_states[-1]
+        state = final[torch.arange(final.shape[0], device=final.device), batch.last_prompt]
+    return logp, state, entropy

@@ -1,0 +1,587 @@
+"""Multi-turn RL with verifier rewards: GRPO and the paper's PPO, in one loop that reads top to bottom.
+
+Every step:
+1. Roll out episodes through the same runner evaluation uses, so RL trains on exactly the
+   multi-turn episodes (answers, verifier feedback, revisions) that evaluation scores. GRPO plays each
+   seed `group_size` times; with dynamic sampling, groups whose rewards are all equal are dropped and
+   more are played.
+2. Turn every answered turn into a sample: its prompt (history and feedback included) and the tokens
+   the policy generated. Only those answer tokens are trained on.
+3. Score the samples without gradients where the update needs it: log-probabilities before the
+   update, under the frozen reference model (KL), and the value head's estimates (PPO).
+4. Advantages: group-relative over each group's episode returns (GRPO, Dr. GRPO, RLOO), or GAE over
+   the turns of each episode from per-turn rewards and values (PPO).
+5. Update: `epochs` passes, `mini_batches` optimizer steps each, micro-batches accumulating
+   gradients; GRPO takes a token-level clipped loss, PPO the paper's clipped loss on a sequence
+   log-probability that weighs reasoning tokens by `thought_coef`, plus a clipped value loss.
+6. Log (JSONL, TensorBoard, progress bar), evaluate on ID and OOD presets, checkpoint.
+
+Compute is counted as the paper does (App. C.3): 6*N per token trained on (forward and backward),
+2*N per token only run forward (rollouts, scoring passes), on top of the start model's own compute.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from shiftlab.training.config import ConfigError, to_yaml
+from shiftlab.training.rl import objectives as obj
+from shiftlab.training.rl.config import RESUME_KEYS, RLConfig
+from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs
+
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+class ValueHead(nn.Module):
+    """The paper's critic: an MLP from the final hidden state at the last prompt token to a value."""
+
+    def __init__(self, hidden_size: int, widths: Sequence[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in widths:
+            layers += [nn.Linear(hidden_size, width), nn.ReLU()]
+            hidden_size = width
+        layers.append(nn.Linear(hidden_size, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state.float()).squeeze(-1)
+
+
+@dataclass
+class Counters:
+    """What a resumed run needs to continue exactly where the checkpoint was taken."""
+
+    step: int = 0
+    next_episode: int = 0  # the next training episode index (its env seed: data_seed + index)
+    episodes: int = 0
+    samples: int = 0
+    tokens_trained: int = 0  # through forward and backward, every epoch
+    tokens_rollout: int = 0  # prompts and answers of the rollouts (forward only)
+    tokens_scored: int = 0  # scoring passes without gradients (forward only)
+
+
+@dataclass
+class RLResult:
+    output_dir: Path
+    final_model: Path
+    steps: int
+    flops: float
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from shiftlab.policies.hf import HFPolicy
+    from shiftlab.rollout import run_episodes
+    from shiftlab.tasks import get_preset, ood_presets
+    from shiftlab.training.compute import flop_parameters, read_compute, write_compute
+    from shiftlab.training.run_log import JsonlLog
+
+    config.validate()
+    preset = get_preset(config.task)
+    _check_env(preset, config.env)
+    eval_tasks = config.eval_tasks if config.eval_tasks is not None else [
+        config.task, *(p.name for p in ood_presets(config.task))]
+    output = Path(config.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    resume_from = _resume_point(config, output)
+    (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
+
+    use_cuda = torch.cuda.is_available()
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and not use_cuda:
+        raise ConfigError("precision: fp16 needs a CUDA GPU; use fp32 or bf16 on a CPU")
+    accelerator = Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision), cpu=not use_cuda)
+    torch.manual_seed(config.seed)
+
+    # Model, optional LoRA, value head (PPO), frozen reference (KL), optimizer and schedule.
+    model, processor = _load_model(config, resume_from)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    value_head = None
+    if config.algorithm == "ppo":
+        hidden = _hidden_size(model)
+        value_head = ValueHead(hidden, config.value_hidden)
+        if resume_from is not None:
+            from safetensors.torch import load_file
+
+            value_head.load_state_dict(load_file(str(resume_from / "value_head.safetensors")))
+    reference = _reference_model(config, model)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if value_head is not None:
+        parameters += list(value_head.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, eps=config.adam_eps,
+                                  weight_decay=config.weight_decay)
+    updates_per_step = config.epochs * config.mini_batches
+    scheduler = _scheduler(config, optimizer, config.steps * updates_per_step)
+    n_params = flop_parameters(model) + (sum(p.numel() for p in value_head.parameters()) if value_head else 0)
+    base = read_compute(config.model) if Path(config.model).is_dir() else None
+    base_flops = float(base["flops"]) if base and "flops" in base else 0.0
+
+    counters = Counters()
+    if resume_from is not None:
+        counters = Counters(**json.loads((resume_from / "state.json").read_text())["counters"])
+        optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(resume_from / "scheduler.pt", weights_only=True))
+        torch.set_rng_state(torch.load(resume_from / "rng.pt", weights_only=True))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if value_head is not None:
+        value_head = accelerator.prepare(value_head)
+    device = accelerator.device
+    if reference is not None:
+        reference.to(device)
+    unwrapped = accelerator.unwrap_model(model)
+    policy = HFPolicy(unwrapped, processor, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                      top_p=config.top_p, batch_size=config.rollout_batch_size, seed=config.seed)
+    pad_id = policy.tokenizer.pad_token_id
+    answer_key = getattr(preset.make_prompt(), "answer_key", None)
+    scoring_temperature = config.temperature if config.temperature > 0 else 1.0
+
+    log = JsonlLog(output / "log.jsonl")
+    log.truncate_after(counters.step)
+    writer = _tensorboard(config, output, counters.step)
+
+    def flops() -> dict[str, float]:
+        trained = 6.0 * n_params * counters.tokens_trained
+        forward = 2.0 * n_params * (counters.tokens_rollout + counters.tokens_scored)
+        return {"flops": base_flops + trained + forward, "flops_train": trained, "flops_inference": forward}
+
+    def record(entry: dict[str, Any]) -> None:
+        log.write(entry)
+        if writer is not None:
+            for key, value in entry.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    writer.add_scalar(key, value, entry["step"])
+            writer.flush()
+
+    def evaluate_now(step: int) -> dict[str, Any]:
+        from shiftlab.evaluation import evaluate
+
+        model.eval()
+        judge = HFPolicy(unwrapped, processor, max_new_tokens=config.max_new_tokens,
+                         temperature=config.eval_temperature, batch_size=config.rollout_batch_size, seed=config.seed)
+        with accelerator.autocast():
+            results = evaluate(eval_tasks, judge, config.eval_episodes, output / "eval" / f"step-{step:06d}",
+                               batch_size=config.rollout_batch_size)
+        entry: dict[str, Any] = {"kind": "eval", "step": step, **flops()}
+        for task, metrics in results.items():
+            for key in ("success_rate", "success_stderr", "mean_reward", "step_accuracy", "recognition_accuracy"):
+                if key in metrics:
+                    entry[f"eval/{task}/{key}"] = metrics[key]
+        record(entry)
+        return entry
+
+    if config.eval_steps and eval_tasks and counters.step == 0:
+        evaluate_now(0)
+
+    bar = tqdm(total=config.steps, initial=counters.step, desc=f"rl {config.algorithm} {config.task}",
+               disable=not progress, dynamic_ncols=True)
+    while counters.step < config.steps:
+        step = counters.step + 1
+        started = time.perf_counter()
+
+        # 1. Rollouts.
+        model.eval()
+        groups: list[list[Any]] = []
+        rounds = dropped = 0
+        policy_tokens = 0
+        while len(groups) < config.prompts_per_step and rounds < config.sampling_rounds:
+            policy.reseed(int(np.random.SeedSequence([config.seed, step, rounds]).generate_state(1)[0]))
+            first = counters.next_episode
+            counters.next_episode += config.prompts_per_step
+            indices = [i for i in range(first, counters.next_episode) for _ in range(config.group_size)]
+            with accelerator.autocast():
+                trajectories = run_episodes(preset, policy, indices, seed=config.data_seed,
+                                            batch_size=config.rollout_batch_size, evaluation=False, **config.env)
+            policy_tokens += policy.prompt_tokens + policy.answer_tokens
+            by_seed: dict[int, list[Any]] = defaultdict(list)
+            for trajectory in trajectories:
+                by_seed[trajectory.episode].append(trajectory)
+            for index in sorted(by_seed):
+                group = by_seed[index]
+                if config.dynamic_sampling and len({_episode_score(config, t) for t in group}) < 2:
+                    dropped += 1
+                    continue
+                groups.append(group)
+            rounds += 1
+            if not config.dynamic_sampling:
+                break
+        groups = groups[: config.prompts_per_step]
+        counters.tokens_rollout += policy_tokens
+        rollout_seconds = time.perf_counter() - started
+
+        # 2. Samples: one per answered turn.
+        samples: list[Sample] = []
+        episodes = [t for group in groups for t in group]
+        e = -1
+        for g, group in enumerate(groups):
+            for trajectory in group:
+                e += 1
+                for k, turn in enumerate(trajectory.turns):
+                    inputs = policy.prompt_inputs(turn.messages)
+                    extras = {key: v for key, v in inputs.items()
+                              if key not in ("input_ids", "attention_mask", "token_type_ids")}
+                    last = k == len(trajectory.turns) - 1
+                    reward = turn.reward if config.rewards == "per_attempt" else float(trajectory.success and last)
+                    samples.append(Sample(inputs["input_ids"][0], torch.tensor(turn.token_ids, dtype=torch.long),
+                                          extras, action_start(policy.tokenizer, turn.token_ids, answer_key), reward,
+                                          g, e, k, last))
+
+        # 3. Scoring without gradients.
+        need_old = (config.epochs > 1 or config.mini_batches > 1 or config.algorithm == "ppo"
+                    or (config.kl_coef > 0 and config.kl_placement == "reward"))
+        need_ref = reference is not None or (config.kl_coef > 0 and config.lora)
+        if samples and (need_old or need_ref):
+            with torch.no_grad(), accelerator.autocast():
+                for micro in _micro_batches(samples, config.micro_batch_size):
+                    batch = collate(micro, pad_id, device)
+                    if need_old:
+                        logp, state, _ = response_logprobs(model, batch, scoring_temperature,
+                                                           hidden=value_head is not None)
+                        values = value_head(state) if value_head is not None else None
+                        counters.tokens_scored += batch.tokens
+                        for row, sample in enumerate(micro):
+                            sample.logp_old = _row(logp, batch.mask, row)
+                            if values is not None:
+                                sample.value_old = float(values[row])
+                    if need_ref:
+                        logp_ref = _reference_logprobs(model, reference, batch, scoring_temperature)
+                        counters.tokens_scored += batch.tokens
+                        for row, sample in enumerate(micro):
+                            sample.logp_ref = _row(logp_ref, batch.mask, row)
+        if config.kl_coef > 0 and config.kl_placement == "reward":
+            for sample in samples:
+                sample.reward -= config.kl_coef * float((sample.logp_old - sample.logp_ref).sum())
+
+        # 4. Advantages.
+        _advantages(config, samples, len(episodes))
+
+        # 5. Update.
+        model.train()
+        metrics: dict[str, list[float]] = defaultdict(list)
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([config.seed, step]).generate_state(1)[0]))
+        update_started = time.perf_counter()
+        for _epoch in range(config.epochs if samples else 0):
+            order = torch.randperm(len(samples), generator=generator).tolist()
+            for part in np.array_split(np.array(order), config.mini_batches):
+                chosen = [samples[i] for i in part]
+                if not chosen:
+                    continue
+                totals = {"num_sequences": float(len(chosen)),
+                          "num_tokens": float(sum(s.response_ids.numel() for s in chosen)),
+                          "max_tokens": config.max_new_tokens}
+                optimizer.zero_grad(set_to_none=True)
+                for micro in _micro_batches(chosen, config.micro_batch_size):
+                    batch = collate(micro, pad_id, device)
+                    with accelerator.autocast():
+                        loss, parts = _micro_loss(config, model, value_head, reference, micro, batch,
+                                                  scoring_temperature, totals)
+                    accelerator.backward(loss)
+                    counters.tokens_trained += batch.tokens
+                    for key, value in parts.items():
+                        metrics[key].append(value)
+                grad_norm = accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
+                metrics["grad_norm"].append(float(grad_norm))
+                optimizer.step()
+                scheduler.step()
+        update_seconds = time.perf_counter() - update_started
+
+        counters.step = step
+        counters.episodes += len(episodes)
+        counters.samples += len(samples)
+        answer_tokens = sum(int(s.response_ids.numel()) for s in samples)
+        seconds = time.perf_counter() - started
+        entry = {
+            "kind": "train", "step": step, **flops(),
+            "episodes": counters.episodes, "samples": counters.samples,
+            "tokens_trained": counters.tokens_trained, "tokens_rollout": counters.tokens_rollout,
+            "reward/turn_mean": _mean([s.reward for s in samples]),
+            "reward/episode_mean": _mean([_episode_score(config, t) for t in episodes]),
+            "success_rate": _mean([float(t.success) for t in episodes]),
+            "turns_per_episode": _mean([len(t.turns) for t in episodes]),
+            "answer_tokens_mean": answer_tokens / max(len(samples), 1),
+            "truncated_answers": _mean([float(s.response_ids.numel() >= config.max_new_tokens) for s in samples]),
+            "groups_kept": len(groups), "groups_dropped": dropped, "sampling_rounds": rounds,
+            "lr": scheduler.get_last_lr()[0],
+            "seconds/step": seconds, "seconds/rollout": rollout_seconds, "seconds/update": update_seconds,
+            "samples_per_second": len(samples) / seconds if seconds > 0 else 0.0,
+            "answer_tokens_per_second": answer_tokens / seconds if seconds > 0 else 0.0,
+            **{key: _mean(values) for key, values in sorted(metrics.items())},
+        }
+        record(entry)
+        bar.update(1)
+        bar.set_postfix(reward=f"{entry['reward/episode_mean']:.2f}", success=f"{entry['success_rate']:.2f}")
+
+        # 6. Evaluation and checkpoint.
+        if config.eval_steps and eval_tasks and (step % config.eval_steps == 0 or step == config.steps):
+            evaluate_now(step)
+        if step % config.save_steps == 0 or step == config.steps:
+            _save_checkpoint(output, config, counters, accelerator.unwrap_model(model), processor, value_head,
+                             optimizer, scheduler, n_params, flops())
+    bar.close()
+    if writer is not None:
+        writer.close()
+
+    final = output / "final"
+    trained = accelerator.unwrap_model(model)
+    if config.lora:
+        trained = trained.merge_and_unload()
+    trained.save_pretrained(final)
+    processor.save_pretrained(final)
+    if value_head is not None:
+        _save_value_head(value_head, final)
+    totals = flops()
+    write_compute(final, step=counters.step, tokens=counters.tokens_trained, parameters=n_params, base=base,
+                  tokens_rollout=counters.tokens_rollout, tokens_scored=counters.tokens_scored,
+                  flops_total=totals["flops"], flops_train=totals["flops_train"],
+                  flops_inference=totals["flops_inference"])
+    return RLResult(output, final, counters.step, totals["flops"], log.read())
+
+
+def _episode_score(config: RLConfig, trajectory: Any) -> float:
+    if config.rewards == "outcome":
+        return float(trajectory.success)
+    return float(trajectory.total_reward)
+
+
+def _advantages(config: RLConfig, samples: list[Sample], n_episodes: int) -> None:
+    """Fill `advantage` (and PPO's value `target`) of every sample."""
+    if not samples:
+        return
+    if config.algorithm == "grpo":
+        scores = torch.zeros(n_episodes, dtype=torch.float64)
+        groups = torch.zeros(n_episodes, dtype=torch.long)
+        for sample in samples:
+            scores[sample.episode] += sample.reward
+            groups[sample.episode] = sample.group
+        advantages = obj.group_advantages(scores, groups, config.advantage)
+        for sample in samples:
+            sample.advantage = float(advantages[sample.episode])
+        return
+    # PPO: samples are in episode order, turn by turn; GAE runs over each episode's turns.
+    rewards = torch.tensor([s.reward for s in samples], dtype=torch.float64)
+    values = torch.tensor([s.value_old for s in samples], dtype=torch.float64)
+    dones = torch.tensor([s.last for s in samples])
+    advantages, returns = obj.gae(rewards, values, dones, config.gamma, config.gae_lambda)
+    advantages = obj.whiten(advantages)
+    for sample, advantage, target in zip(samples, advantages.tolist(), returns.tolist(), strict=True):
+        sample.advantage, sample.target = advantage, target
+
+
+def _micro_loss(config: RLConfig, model: Any, value_head: Any, reference: Any, micro: list[Sample], batch: Any,
+                temperature: float, totals: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+    logp, state, entropy = response_logprobs(model, batch, temperature, hidden=value_head is not None)
+    # Without a scoring pass (one update on fresh samples) the policy that sampled is the one updated.
+    fresh = micro[0].logp_old is None
+    logp_old = logp.detach() if fresh else _stack([s.logp_old for s in micro], logp)
+    advantages = torch.tensor([s.advantage for s in micro], dtype=logp.dtype, device=logp.device)
+    parts: dict[str, float] = {"entropy": float(entropy)}
+    if config.algorithm == "grpo":
+        token_losses, stats = obj.ppo_clip_loss(logp, logp_old, advantages, batch.mask, config.clip_low,
+                                                config.clip_high, config.dual_clip)
+        loss = obj.aggregate(token_losses, batch.mask, config.loss_aggregation, **totals)
+    else:
+        sequence = obj.sequence_logprob(logp, batch.mask, batch.action_mask, config.thought_coef)
+        sequence_old = obj.sequence_logprob(logp_old, batch.mask, batch.action_mask, config.thought_coef)
+        losses, stats = obj.sequence_ppo_loss(sequence, sequence_old, advantages, config.ppo_clip)
+        loss = losses.sum() / totals["num_sequences"]
+        values = value_head(state)
+        values_old = torch.tensor([s.value_old for s in micro], dtype=values.dtype, device=values.device)
+        targets = torch.tensor([s.target for s in micro], dtype=values.dtype, device=values.device)
+        value_loss = obj.value_loss(values, values_old, targets, config.value_clip) * len(micro) / totals[
+            "num_sequences"]
+        loss = loss + config.value_coef * value_loss
+        parts["value_loss"] = float(value_loss.detach()) * totals["num_sequences"] / len(micro)
+    if config.kl_coef > 0 and config.kl_placement == "loss":
+        logp_ref = _stack([s.logp_ref for s in micro], logp)
+        kl = obj.kl_penalty(logp, logp_ref, config.kl_estimator, config.kl_straight_through)
+        kl_loss = obj.aggregate(kl, batch.mask, config.loss_aggregation, **totals)
+        loss = loss + config.kl_coef * kl_loss
+        parts["kl"] = float((kl.detach() * batch.mask).sum() / batch.mask.sum().clamp(min=1))
+    parts["loss"] = float(loss.detach())
+    parts.update({key: float(value) for key, value in stats.items()})
+    return loss, parts
+
+
+def _micro_batches(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
+    """Samples of similar length together, so little of each forward pass is padding."""
+    ordered = sorted(samples, key=lambda s: s.length)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def _row(values: torch.Tensor, mask: torch.Tensor, row: int) -> torch.Tensor:
+    n = int(mask[row].sum())
+    return values[row, values.shape[1] - n :].detach().float().cpu()
+
+
+def _stack(rows: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """Right-aligned [B, R] from 1-D per-sample tensors, matching `like`."""
+    out = torch.zeros_like(like)
+    for i, row in enumerate(rows):
+        if row.numel():
+            out[i, like.shape[1] - row.numel() :] = row.to(out.device, out.dtype)
+    return out.detach()
+
+
+def _reference_logprobs(model: Any, reference: Any, batch: Any, temperature: float) -> torch.Tensor:
+    if reference is not None:
+        return response_logprobs(reference, batch, temperature)[0]
+    with model.disable_adapter():  # LoRA: the start model is the base without adapters
+        return response_logprobs(model, batch, temperature)[0]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else 0.0
+
+
+def _check_env(preset: Any, options: dict) -> None:
+    try:
+        preset.make_env(**options).close()
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"config key 'env' does not fit task {preset.name!r}: {str(error).splitlines()[0]}") from None
+
+
+def _hidden_size(model: Any) -> int:
+    config = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(text.hidden_size)
+
+
+def _load_model(config: RLConfig, resume_from: Path | None):
+    from shiftlab.models.loading import load_pretrained
+
+    source = config.model
+    if resume_from is not None and not config.lora:
+        source = str(resume_from / "model")
+    try:
+        model, processor = load_pretrained(source, dtype=torch.float32)
+    except ValueError as error:
+        raise ConfigError(str(error).splitlines()[0]) from None
+    if config.lora:
+        import peft
+
+        if resume_from is not None:
+            model = peft.PeftModel.from_pretrained(model, str(resume_from / "model"), is_trainable=True)
+        else:
+            targets = config.lora_targets[0] if config.lora_targets == ["all-linear"] else config.lora_targets
+            model = peft.get_peft_model(model, peft.LoraConfig(
+                r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                target_modules=targets, task_type="CAUSAL_LM"))
+    return model, processor
+
+
+def _reference_model(config: RLConfig, model: Any):
+    """The frozen start model, for the KL term; LoRA runs use the base under the adapters instead."""
+    if config.kl_coef <= 0 or config.lora:
+        return None
+    from shiftlab.models.loading import load_pretrained
+
+    reference, _ = load_pretrained(config.model, dtype=torch.float32)
+    reference.eval().requires_grad_(False)
+    return reference
+
+
+def _scheduler(config: RLConfig, optimizer: Any, total: int):
+    from transformers import get_scheduler
+
+    name = config.lr_scheduler
+    if name == "constant":
+        name = "constant_with_warmup"
+    return get_scheduler(name, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total)
+
+
+def _tensorboard(config: RLConfig, output: Path, step: int):
+    if "tensorboard" not in config.report_to:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(output / "tensorboard"), purge_step=step + 1 if step else None)
+
+
+def _save_value_head(value_head: Any, directory: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in value_head.state_dict().items()}
+    save_file(state, str(directory / "value_head.safetensors"))
+
+
+def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, model: Any, processor: Any, value_head: Any,
+                     optimizer: Any, scheduler: Any, n_params: int, flops: dict[str, float]) -> Path:
+    """Written under a temporary name and renamed, so a killed run never leaves half a checkpoint."""
+    from shiftlab.training.compute import write_compute
+
+    final = output / f"{CHECKPOINT_PREFIX}{counters.step:06d}"
+    tmp = output / f"{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp / "model")
+    processor.save_pretrained(tmp / "model")
+    if value_head is not None:
+        _save_value_head(value_head, tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(torch.get_rng_state(), tmp / "rng.pt")
+    (tmp / "state.json").write_text(json.dumps({"counters": asdict(counters)}, indent=1), encoding="utf-8")
+    write_compute(tmp, step=counters.step, tokens=counters.tokens_trained, parameters=n_params,
+                  tokens_rollout=counters.tokens_rollout, flops_total=flops["flops"])
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    if config.save_total_limit:
+        for old in _checkpoints(output)[: -config.save_total_limit]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _checkpoints(output: Path) -> list[Path]:
+    found = [p for p in output.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and (p / "state.json").is_file()
+             and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def _resume_point(config: RLConfig, output: Path) -> Path | None:
+    last = (_checkpoints(output) or [None])[-1]
+    if config.resume == "never":
+        if last is not None:
+            raise ConfigError(f"{str(output)!r} already has checkpoints; resume them (resume: auto) or use a new "
+                              "output_dir")
+        return None
+    if config.resume != "auto":
+        last = Path(config.resume)
+        if not (last / "state.json").is_file():
+            raise ConfigError(f"resume: {config.resume!r} is not an RL checkpoint directory (no state.json)")
+    if last is not None:
+        _check_same_run(config, output)
+    return last
+
+
+def _check_same_run(config: RLConfig, output: Path) -> None:
+    import yaml
+
+    saved_path = output / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    current = asdict(config)
+    for key in RESUME_KEYS:
+        if key in saved and saved[key] != current[key]:
+            raise ConfigError(f"cannot resume {str(output)!r} with a different {key!r} ({saved[key]!r} before, "
+                              f"{current[key]!r} now); use a new output_dir")
+
+
+__all__ = ["RLConfig", "RLResult", "ValueHead", "run_rl"]
