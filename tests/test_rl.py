@@ -156,8 +156,35 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_lm, tmp_path):
     assert strip(resumed.log) == strip(whole.log) and len(whole.log) == 4
     a, b = (load_file(str(r.final_model / "model.safetensors")) for r in (whole, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["lm_head.weight"], load_file(tiny_lm + "/model.safetensors")["lm_head.weight"])
     assert torch.equal(load_file(str(whole.final_model / "value_head.safetensors"))["net.2.weight"],
                        load_file(str(resumed.final_model / "value_head.safetensors"))["net.2.weight"])
+
+
+def test_a_killed_lora_run_resumes_exactly(tiny_lm, toy, tmp_path, monkeypatch):
+    """Killed right after its step-2 checkpoint, then rerun with the same settings (cosine schedule)."""
+    from shiftlab.training.rl import trainer
+
+    settings = {"task": toy, "steps": 3, "save_steps": 2, "lora": True, "lora_r": 4, "lr_scheduler": "cosine",
+                "learning_rate": 1e-2, "epochs": 2}
+    whole = run_rl(_config(tiny_lm, tmp_path / "whole", **settings), progress=False)
+    save = trainer._save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        path = save(*args, **kwargs)
+        raise KeyboardInterrupt(path)
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_rl(_config(tiny_lm, tmp_path / "cut", **settings), progress=False)
+    monkeypatch.setattr(trainer, "_save_checkpoint", save)
+    resumed = run_rl(_config(tiny_lm, tmp_path / "cut", **settings), progress=False)
+    keep = [{k: v for k, v in e.items() if k not in TIMING} for e in resumed.log]
+    assert keep == [{k: v for k, v in e.items() if k not in TIMING} for e in whole.log]
+    a, b = (load_file(str(r.final_model / "model.safetensors")) for r in (whole, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    key = "model.layers.0.self_attn.q_proj.weight"  # adapted by LoRA, merged into the final model
+    assert not torch.equal(a[key], load_file(tiny_lm + "/model.safetensors")[key])
 
 
 def test_resume_refuses_a_changed_run(tiny_lm, tmp_path):
@@ -244,3 +271,47 @@ def test_gp_vl_runs_end_to_end_with_a_vision_language_model(tmp_path_factory, tm
     (entry,) = _train_entries(result)
     assert entry["samples"] >= 4 and math.isfinite(entry["loss"]) and math.isfinite(entry["kl"])
     assert entry["tokens_rollout"] > entry["samples"] * 16 and entry["flops_inference"] > 0
+
+
+def test_shared_prompts_give_the_same_logprobs_values_and_gradients(tiny_lm):
+    """Rows repeating a prompt run it once; results and gradients equal running every row in full."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    head = torch.nn.Linear(model.config.hidden_size, 1)
+    samples = [_sample([1, 40, 41, 42, 43], [50, 51]), _sample([1, 40, 41, 42, 43], [52, 53, 54, 55]),
+               _sample([1, 60], [70]), _sample([1, 60], [71, 72, 73]), _sample([1, 9, 9], [5, 6])]
+    results = []
+    for share in (False, True):
+        model.zero_grad()
+        head.zero_grad()
+        batch = collate(samples, pad_id=0, share_prompts=share)
+        assert (batch.shared is not None) == share and batch.tokens == sum(s.length for s in samples)
+        logp, state, entropy = response_logprobs(model, batch, temperature=0.7, hidden=True)
+        ((logp * batch.mask).sum() + head(state).sum()).backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        results.append((logp * batch.mask, state, entropy, grads))
+    (logp_a, state_a, entropy_a, grads_a), (logp_b, state_b, entropy_b, grads_b) = results
+    torch.testing.assert_close(logp_b, logp_a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(state_b, state_a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(entropy_b, entropy_a, atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
+def test_generation_reads_a_repeated_prompt_once_with_the_same_answers(tiny_lm):
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    requests = [Request("gp-l", [{"role": "user", "content": text}]) for text in ("Cards: 4, 7, K, 2", "Go")]
+    policy = HFPolicy(model, tokenizer, max_new_tokens=10, temperature=1.0, seed=5)
+    batch = [requests[0], requests[1], requests[0], requests[0]]
+    assert policy._shared_prompt_cache(policy.tokenizer(["a b", "c", "a b"], return_tensors="pt", padding=True),
+                                       ["a b", "c", "a b"]) is not None
+    together = policy.generate(batch)
+    calls = []
+    original = policy._shared_prompt_cache
+    policy._shared_prompt_cache = lambda inputs, texts: calls.append(texts) or None  # generation reads all
+    policy.reseed(5)
+    alone = policy.generate(batch)
+    assert calls and [r.token_ids for r in together] == [r.token_ids for r in alone]
+    for a, b in zip(together, alone, strict=True):
+        torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4, rtol=1e-4)
+    policy._shared_prompt_cache = original

@@ -2,7 +2,8 @@
 
 Batched generation pads on the left so every row's new tokens start at the same column, and returns
 each generated token with its log-probability under the distribution it was drawn from, which RL
-needs. torch and transformers are imported here only, so `import shiftlab` stays light.
+needs. A prompt that repeats within a batch (the episodes of a GRPO group) is read once: its cache
+is computed for the distinct prompts and copied to every row that repeats it. torch and transformers are imported here only, so `import shiftlab` stays light.
 """
 
 from __future__ import annotations
@@ -124,10 +125,12 @@ class HFPolicy:
         if sample:
             params.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
         devices = [self.device] if self.device.type == "cuda" else []
+        cache = self._shared_prompt_cache(inputs, texts) if not images else None
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self._batch_seed(texts))
             output = self.model.generate(
                 **inputs,
+                **({"past_key_values": cache} if cache is not None else {}),
                 **params,
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
@@ -149,6 +152,23 @@ class HFPolicy:
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             responses.append(Response(text, tuple(ids), tuple(lps)))
         return responses
+
+    def _shared_prompt_cache(self, inputs: Any, texts: Sequence[str]) -> Any:
+        """The key/value cache of every prompt but its last token, computed once per distinct prompt
+        and copied to the rows; generation then reads only the last token. None when no prompt repeats."""
+        distinct: dict[str, int] = {}
+        index = [distinct.setdefault(text, len(distinct)) for text in texts]
+        if len(distinct) == len(texts) or inputs["input_ids"].shape[1] < 2:
+            return None
+        from transformers import DynamicCache
+
+        rows = [texts.index(text) for text in distinct]
+        ids, mask = inputs["input_ids"][rows, :-1], inputs["attention_mask"][rows, :-1]
+        cache = DynamicCache(config=self.model.config)
+        self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_select_indices(torch.tensor(index, device=ids.device))
+        return cache
 
     def _batch_seed(self, texts: Sequence[str]) -> int:
         key = hashlib.sha256("\x00".join(texts).encode()).digest()

@@ -38,7 +38,7 @@ from torch import nn
 from shiftlab.training.config import ConfigError, to_yaml
 from shiftlab.training.rl import objectives as obj
 from shiftlab.training.rl.config import RESUME_KEYS, RLConfig
-from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs
+from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs, sort_key
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -150,8 +150,10 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     policy = HFPolicy(unwrapped, processor, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                       top_p=config.top_p, batch_size=config.rollout_batch_size, seed=config.seed)
     pad_id = policy.tokenizer.pad_token_id
-    answer_key = getattr(preset.make_prompt(), "answer_key", None)
+    # Only PPO weighs reasoning and action tokens apart; GRPO has no use for the split.
+    answer_key = getattr(preset.make_prompt(), "answer_key", None) if config.algorithm == "ppo" else None
     scoring_temperature = config.temperature if config.temperature > 0 else 1.0
+    share = not config.gradient_checkpointing  # a shared prompt's cache must keep its activations
 
     log = JsonlLog(output / "log.jsonl")
     log.truncate_after(counters.step)
@@ -250,7 +252,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         if samples and (need_old or need_ref):
             with torch.no_grad(), accelerator.autocast():
                 for micro in _micro_batches(samples, config.micro_batch_size):
-                    batch = collate(micro, pad_id, device)
+                    batch = collate(micro, pad_id, device, share)
                     if need_old:
                         logp, state, _ = response_logprobs(model, batch, scoring_temperature,
                                                            hidden=value_head is not None)
@@ -288,7 +290,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                           "max_tokens": config.max_new_tokens}
                 optimizer.zero_grad(set_to_none=True)
                 for micro in _micro_batches(chosen, config.micro_batch_size):
-                    batch = collate(micro, pad_id, device)
+                    batch = collate(micro, pad_id, device, share)
                     with accelerator.autocast():
                         loss, parts = _micro_loss(config, model, value_head, reference, micro, batch,
                                                   scoring_temperature, totals)
@@ -420,8 +422,9 @@ def _micro_loss(config: RLConfig, model: Any, value_head: Any, reference: Any, m
 
 
 def _micro_batches(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
-    """Samples of similar length together, so little of each forward pass is padding."""
-    ordered = sorted(samples, key=lambda s: s.length)
+    """Samples sharing a prompt together (it is then run once), and of similar length, so little of
+    each forward pass is padding."""
+    ordered = sorted(samples, key=sort_key)
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
