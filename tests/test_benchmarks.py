@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +43,19 @@ def test_sft_benchmark_runs():
                              "--episodes", "16", "--batch-size", "4"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "of the matmul peak" in result.stdout and "tokens/s median" in result.stdout
+
+
+def test_grpo_benchmark_runs(tmp_path):
+    pytest.importorskip("trl")
+    report = tmp_path / "grpo.json"
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_grpo.py"), "--quick", "--json", str(report)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert any(row.startswith("| shiftlab |") for row in rows) and any(row.startswith("| TRL |") for row in rows)
+    ratio_line = next(line for line in result.stdout.splitlines() if line.startswith("shiftlab / TRL: "))
+    ratio = float(ratio_line.removeprefix("shiftlab / TRL: ").split("x", 1)[0])
+    assert math.isfinite(ratio) and ratio > 0
+    numbers = json.loads(report.read_text())
+    assert numbers["ratio"]["samples_per_second"] == pytest.approx(ratio, rel=0.01, abs=0.01)
+    assert numbers["results"]["TRL"]["samples_per_second"] > 0
