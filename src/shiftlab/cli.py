@@ -168,7 +168,7 @@ def cmd_virl_check(args: argparse.Namespace) -> int:
 
 def _training_imports(command: str):
     """The training stack is an extra; say how to get it instead of a traceback."""
-    missing = [m for m in ("torch", "transformers", "trl", "datasets", "peft", "yaml") if _missing(m)]
+    missing = [m for m in ("torch", "transformers", "trl", "datasets", "peft", "yaml", "matplotlib") if _missing(m)]
     if missing:
         raise UsageError(f"{command} needs {', '.join(missing)}: pip install 'shiftlab[train]'")
 
@@ -275,6 +275,24 @@ def cmd_rl(args: argparse.Namespace) -> int:
     print(f"trained {result.steps} RL steps ({result.flops:.3g} FLOPs in all), last episode reward "
           f"{last.get('reward/episode_mean', float('nan')):.3g}, success {last.get('success_rate', float('nan')):.3g}; "
           f"model in {result.final_model}")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    _training_imports("study")
+    from shiftlab.study.config import StudyConfig, preset_values
+    from shiftlab.study.pipeline import run_study
+    from shiftlab.training.config import ConfigError, _read_yaml, flag_overrides, load_config
+
+    try:
+        values = preset_values(args.preset) if args.preset else {}
+        if args.config:
+            values.update(_read_yaml(Path(args.config)))
+        values.update(flag_overrides(args, StudyConfig))
+        config = load_config(StudyConfig, overrides=values)
+        run_study(config)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
     return 0
 
 
@@ -422,6 +440,25 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
     add_config_flags(rl, RLConfig)
     rl.set_defaults(run=cmd_rl)
+
+    from shiftlab.study.config import PRESETS, StudyConfig
+
+    study = commands.add_parser(
+        "study",
+        help="the SFT-vs-RL generalization study end to end, with its report",
+        description="Base model -> SFT initialization on the in-distribution task -> two branches at matched "
+        "training compute (continued SFT, RL), evaluated on the ID task and its OOD variants at compute "
+        "checkpoints -> OUTPUT_DIR/report/report.html and report.md. Presets: quickstart (CPU, minutes), tiny "
+        "(tests), and the paper's gp-l, gp-vl, virl-l, virl-vl (give --model). Settings: --preset, then "
+        "--config FILE.yaml, then flags. Rerunning the same command resumes; finished stages are skipped.",
+    )
+    study.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
+    add_config_flags(study, StudyConfig)
+    study.set_defaults(run=cmd_study)
+    for action in study._actions:
+        if action.dest == "preset":
+            action.choices = list(PRESETS)
+            action.help = "study preset: " + ", ".join(PRESETS)
     return parser
 
 

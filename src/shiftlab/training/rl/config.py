@@ -93,6 +93,7 @@ class RLConfig:
     eval_tasks: list[str] | None = field(
         default=None, metadata={"help": "presets to evaluate (None: the task and its OOD variants; []: none)"})
     eval_steps: int = field(default=10, metadata={"help": "evaluate every N steps, and before the first (0: never)"})
+    eval_at_start: bool = field(default=True, metadata={"help": "also evaluate the start model before step 1"})
     eval_episodes: int = 32
     eval_temperature: float = field(default=0.0, metadata={"help": "0: greedy answers"})
     save_steps: int = field(default=10, metadata={"help": "checkpoint every N steps"})

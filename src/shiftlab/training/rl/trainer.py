@@ -189,7 +189,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         record(entry)
         return entry
 
-    if config.eval_steps and eval_tasks and counters.step == 0:
+    if config.eval_steps and eval_tasks and config.eval_at_start and counters.step == 0:
         evaluate_now(0)
 
     bar = tqdm(total=config.steps, initial=counters.step, desc=f"rl {config.algorithm} {config.task}",

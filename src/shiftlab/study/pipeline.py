@@ -1,0 +1,253 @@
+"""The SFT-vs-RL study, stage by stage, resumable.
+
+Stages, in order: `base` (build, and optionally pretrain, a model unless one is given), `eval-base`,
+`init` (SFT on in-distribution expert data, for the answer format), `eval-init`, `rl` (the RL branch,
+evaluated every `steps / checkpoints` steps by the trainer itself), `sft` (the SFT branch, run for as
+many steps as bring its training compute level with the RL branch's total), `eval-sft` (each SFT
+checkpoint), `report`. A finished stage leaves `stages/<name>.json`, so a rerun skips it; an
+interrupted stage resumes from its own checkpoints (the trainers and the evaluation harness resume).
+
+Compute follows the paper (App. C.3): X_SFT = 6N(D_init + D_SFT) and X_RL = 6N(D_init + D_RL) + 2N D_buffer,
+with D_buffer the tokens run forward in rollouts and scoring passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shiftlab.study.config import PAPER_PRESETS, StudyConfig
+from shiftlab.training.config import ConfigError, to_yaml
+
+
+def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) every stage; returns the report's paths and the results."""
+    from shiftlab.tasks import get_preset, ood_presets
+
+    config.validate()
+    if config.model is None and config.preset in PAPER_PRESETS:
+        raise ConfigError(f"preset {config.preset!r} reproduces the paper on a real checkpoint: give --model")
+    output = Path(config.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    _check_same_study(config, output)
+    (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
+    stages = output / "stages"
+    stages.mkdir(exist_ok=True)
+    eval_tasks = config.eval_tasks or [config.task, *(p.name for p in ood_presets(config.task))]
+    state: dict[str, Any] = {}
+
+    def stage(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        done = stages / f"{name}.json"
+        if done.is_file():
+            log(f"[study] {name}: done before, skipped")
+            state[name] = json.loads(done.read_text())
+            return state[name]
+        log(f"[study] {name} ...")
+        started = time.perf_counter()
+        result = {**work(), "seconds": time.perf_counter() - started}
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.rename(done)
+        state[name] = result
+        return result
+
+    def evaluate_model(model: str, out: Path) -> dict[str, Any]:
+        from shiftlab.evaluation import evaluate
+        from shiftlab.policies.hf import HFPolicy
+
+        policy = HFPolicy(model, max_new_tokens=int(config.rl.get("max_new_tokens", 128)), temperature=0.0,
+                          batch_size=int(config.rl.get("rollout_batch_size", 64)), seed=config.seed)
+        return evaluate(eval_tasks, policy, config.eval_episodes, out, seed=0, progress=_progress)
+
+    base = stage("base", lambda: _base_model(config, output))
+    if config.eval_base:
+        stage("eval-base", lambda: {"eval": evaluate_model(base["model"], output / "eval" / "base")})
+    init = stage("init", lambda: _sft_run(config, output / "init", base["model"], config.init_episodes,
+                                          config.seed, config.init, count_start=False))
+    stage("eval-init", lambda: {"eval": evaluate_model(init["model"], output / "eval" / "init")})
+    rl = stage("rl", lambda: _rl_run(config, output / "rl", init["model"], eval_tasks))
+    sft_steps = _matched_sft_steps(config, output, init, rl)
+    sft = stage("sft", lambda: _sft_run(config, output / "sft", init["model"], config.sft_episodes, config.seed + 1,
+                                        {**config.sft, "max_steps": sft_steps,
+                                         "save_steps": max(1, math.ceil(sft_steps / config.checkpoints))},
+                                        count_start=True))
+
+    def evaluate_sft() -> dict[str, Any]:
+        points = []
+        for checkpoint in sft["checkpoints"]:
+            name = Path(checkpoint["path"]).name
+            points.append({"step": checkpoint["step"], "flops": checkpoint["flops"],
+                           "eval": evaluate_model(checkpoint["path"], output / "eval" / "sft" / name)})
+        return {"points": points}
+
+    sft_points = stage("eval-sft", evaluate_sft)["points"]
+    results = {
+        "preset": config.preset, "task": config.task, "model": config.model or base["model"],
+        "eval_tasks": eval_tasks, "shifts": {t: get_preset(t).shift for t in eval_tasks}, "metric": config.metric,
+        "init": {"flops": init["flops"], "eval": state["eval-init"]["eval"]},
+        "branches": {"sft": sft_points, "rl": rl["points"]},
+        "config": json.loads(json.dumps(_as_dict(config))), "seeds": _seeds(config),
+        "versions": _versions(), "machine": _machine(),
+        "timing": {name: state[name]["seconds"] for name in state},
+        "started": state["base"].get("started"), "finished": _now(),
+    }
+    if "eval-base" in state:
+        results["base"] = {"eval": state["eval-base"]["eval"]}
+    from shiftlab.study.report import summary_lines, write_report
+
+    paths = write_report(results, output / "report")
+    for line in summary_lines(results):
+        log(f"  {line}")
+    log(f"[study] report: {paths['html']} and {paths['markdown']}")
+    return {"paths": paths, "results": results}
+
+
+def _base_model(config: StudyConfig, output: Path) -> dict[str, Any]:
+    started = _now()
+    if config.model is not None:
+        return {"model": config.model, "flops": 0.0, "started": started}
+    if config.pretrain is not None:
+        from shiftlab.training.config import load_config
+        from shiftlab.training.pretrain import PretrainConfig, pretrain
+
+        settings = {"kind": config.build_kind, "size": config.build_size, "seed": config.seed, **config.pretrain,
+                    "output_dir": str(output / "pretrain")}
+        result = pretrain(load_config(PretrainConfig, overrides=settings), report_to=["none"])
+        return {"model": str(result.final_model), "flops": result.flops, "started": started}
+    from shiftlab.models.builders import build_model
+
+    path = build_model(output / "base", kind=config.build_kind, size=config.build_size, seed=config.seed)
+    return {"model": str(path), "flops": 0.0, "started": started}
+
+
+def _sft_run(config: StudyConfig, out: Path, model: str, episodes: int, data_seed: int,
+             settings: dict[str, Any], count_start: bool) -> dict[str, Any]:
+    """An SFT run on ID expert data. Compute counts from the SFT initialization on (pretraining, as in
+    the paper, is not post-training compute), so the branch adds the init's compute (`count_start`)."""
+    from shiftlab.training.config import load_config
+    from shiftlab.training.sft import SFTRunConfig, run_sft
+
+    values = {"save_steps": 1000, "report_to": ["tensorboard"], "seed": config.seed, **settings,
+              "model": model, "output_dir": str(out), "tasks": [config.task], "episodes": episodes,
+              "data_seed": data_seed}
+    result = run_sft(load_config(SFTRunConfig, overrides=values))
+    checkpoints = []
+    from shiftlab.training.compute import read_compute
+
+    start = float((read_compute(model) or {}).get("flops", 0.0)) if count_start else 0.0
+    for path in sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])):
+        record = read_compute(path)
+        if record is not None:
+            checkpoints.append({"path": str(path), "step": record["step"],
+                                "flops": start + float(record["flops"])})
+    return {"model": str(result.final_model), "steps": result.steps, "tokens": result.tokens,
+            "flops": start + result.flops, "own_flops": result.flops, "checkpoints": checkpoints}
+
+
+def _rl_run(config: StudyConfig, out: Path, model: str, eval_tasks: list[str]) -> dict[str, Any]:
+    from shiftlab.training.config import load_config
+    from shiftlab.training.rl.config import RLConfig
+    from shiftlab.training.rl.trainer import run_rl
+
+    steps = int(config.rl.get("steps", RLConfig.steps))
+    values = {"seed": config.seed, **config.rl, "model": model, "output_dir": str(out), "task": config.task,
+              "eval_tasks": eval_tasks, "eval_episodes": config.eval_episodes,
+              "eval_steps": max(1, math.ceil(steps / config.checkpoints)), "eval_at_start": False,
+              "save_steps": max(1, math.ceil(steps / config.checkpoints))}
+    result = run_rl(load_config(RLConfig, overrides=values))
+    points = []
+    for entry in result.log:
+        if entry.get("kind") == "eval":
+            metrics: dict[str, dict[str, Any]] = {}
+            for key, value in entry.items():
+                if key.startswith("eval/"):
+                    task, _, name = key[len("eval/") :].rpartition("/")
+                    metrics.setdefault(task, {})[name] = value
+            for task in metrics:
+                metrics[task]["episodes"] = config.eval_episodes
+            points.append({"step": entry["step"], "flops": entry["flops"], "eval": metrics})
+    return {"model": str(result.final_model), "steps": result.steps, "flops": result.flops, "points": points}
+
+
+def _matched_sft_steps(config: StudyConfig, output: Path, init: dict[str, Any], rl: dict[str, Any]) -> int:
+    """SFT steps whose 6ND compute brings the SFT branch level with the RL branch's total (training and
+    rollouts), from the init's measured tokens per step on the same kind of data."""
+    budget = rl["flops"] - init["flops"]
+    def rows_per_step(settings: dict[str, Any]) -> int:
+        return int(settings.get("batch_size", 8)) * int(settings.get("grad_accum", 1))
+
+    per_step = init["own_flops"] / max(init["steps"], 1) * rows_per_step(config.sft) / rows_per_step(config.init)
+    if per_step <= 0:
+        raise RuntimeError("the SFT initialization recorded no compute; cannot match the branches")
+    return max(config.checkpoints, round(budget / per_step))
+
+
+def _check_same_study(config: StudyConfig, output: Path) -> None:
+    import yaml
+
+    saved = output / "config.yaml"
+    if not saved.is_file():
+        return
+    before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+    now = _as_dict(config)
+    changed = [k for k in now if k in before and before[k] != now[k] and k != "output_dir"]
+    if changed:
+        raise ConfigError(f"{str(output)!r} holds a study with a different {changed[0]!r} ({before[changed[0]]!r} "
+                          f"before, {now[changed[0]]!r} now); use another output_dir")
+
+
+def _as_dict(config: StudyConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(config)
+
+
+def _seeds(config: StudyConfig) -> dict[str, int]:
+    return {"study": config.seed, "init data": config.seed, "sft data": config.seed + 1,
+            "rl episodes (env seed of episode k)": int(config.rl.get("data_seed", 1_000_000)),
+            "evaluation (env seed of episode k)": 0}
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as metadata
+
+    out = {"python": platform.python_version()}
+    for package in ("shiftlab", "torch", "transformers", "trl", "peft", "accelerate", "datasets"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[package] = metadata.version(package)
+    return out
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _progress(task: str, total: int, done):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=len(done), desc=f"eval {task}", unit="episode", dynamic_ncols=True)
