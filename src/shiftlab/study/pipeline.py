@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftlab.study.config import PAPER_PRESETS, StudyConfig
-from shiftlab.training.config import ConfigError, to_yaml
+from shiftlab.training.config import ConfigError, check_same_run, to_yaml
 
 
 def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
         raise ConfigError(f"preset {config.preset!r} reproduces the paper on a real checkpoint: give --model")
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    _check_same_study(config, output)
+    check_same_run(config, output, [k for k in _as_dict(config) if k != "output_dir"])
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
     stages = output / "stages"
     stages.mkdir(exist_ok=True)
@@ -188,20 +188,6 @@ def _matched_sft_steps(config: StudyConfig, output: Path, init: dict[str, Any], 
     if per_step <= 0:
         raise RuntimeError("the SFT initialization recorded no compute; cannot match the branches")
     return max(config.checkpoints, round(budget / per_step))
-
-
-def _check_same_study(config: StudyConfig, output: Path) -> None:
-    import yaml
-
-    saved = output / "config.yaml"
-    if not saved.is_file():
-        return
-    before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-    now = _as_dict(config)
-    changed = [k for k in now if k in before and before[k] != now[k] and k != "output_dir"]
-    if changed:
-        raise ConfigError(f"{str(output)!r} holds a study with a different {changed[0]!r} ({before[changed[0]]!r} "
-                          f"before, {now[changed[0]]!r} now); use another output_dir")
 
 
 def _as_dict(config: StudyConfig) -> dict[str, Any]:

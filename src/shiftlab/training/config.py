@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,6 +76,22 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
 def flag_overrides(namespace: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The config values given as flags; strings are converted by `load_config` from the field type."""
     return {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if getattr(namespace, f.name, None) is not None}
+
+
+def check_same_run(config: Any, output: Path, keys: Iterable[str]) -> None:
+    """A run resumed in `output` must keep the settings that shape it: refuse a change to any of `keys`
+    against the `config.yaml` saved there."""
+    import yaml
+
+    saved_path = Path(output) / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    current = dataclasses.asdict(config)
+    for key in keys:
+        if key in saved and saved[key] != current[key]:
+            raise ConfigError(f"cannot resume {str(output)!r} with a different {key!r} ({saved[key]!r} before, "
+                              f"{current[key]!r} now); use a new output_dir")
 
 
 def to_yaml(config: Any) -> str:

@@ -11,14 +11,13 @@ checkpoint at the same step and data position, and a final model that reloads li
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from shiftlab.training.config import ConfigError, to_yaml
+from shiftlab.training.config import ConfigError, check_same_run, to_yaml
 
 RESUME_KEYS = ("model", "data", "tasks", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
                "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
@@ -236,23 +235,8 @@ def _resume_point(config: SFTRunConfig, output: Path, get_last_checkpoint) -> Pa
             raise ConfigError(f"resume: {config.resume!r} is not a checkpoint directory (no trainer_state.json)")
         last = str(path)
     if last is not None:
-        _check_same_run(config, output)
+        check_same_run(config, output, RESUME_KEYS)
     return Path(last) if last else None
-
-
-def _check_same_run(config: SFTRunConfig, output: Path) -> None:
-    """A resumed run must see the same data in the same order; refuse changes that would break that."""
-    import yaml
-
-    saved_path = output / "config.yaml"
-    if not saved_path.is_file():
-        return
-    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
-    current = dataclasses.asdict(config)
-    for key in RESUME_KEYS:
-        if key in saved and saved[key] != current[key]:
-            raise ConfigError(f"cannot resume {str(output)!r} with a different {key!r} ({saved[key]!r} before, "
-                              f"{current[key]!r} now); use a new output_dir")
 
 
 def _checkpoint_step(path: Path) -> int:

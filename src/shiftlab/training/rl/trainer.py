@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shiftlab.training.config import ConfigError, to_yaml
+from shiftlab.training.config import ConfigError, check_same_run, to_yaml
 from shiftlab.training.rl import objectives as obj
 from shiftlab.training.rl.config import RESUME_KEYS, RLConfig
 from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs, sort_key
@@ -569,22 +569,8 @@ def _resume_point(config: RLConfig, output: Path) -> Path | None:
         if not (last / "state.json").is_file():
             raise ConfigError(f"resume: {config.resume!r} is not an RL checkpoint directory (no state.json)")
     if last is not None:
-        _check_same_run(config, output)
+        check_same_run(config, output, RESUME_KEYS)
     return last
-
-
-def _check_same_run(config: RLConfig, output: Path) -> None:
-    import yaml
-
-    saved_path = output / "config.yaml"
-    if not saved_path.is_file():
-        return
-    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
-    current = asdict(config)
-    for key in RESUME_KEYS:
-        if key in saved and saved[key] != current[key]:
-            raise ConfigError(f"cannot resume {str(output)!r} with a different {key!r} ({saved[key]!r} before, "
-                              f"{current[key]!r} now); use a new output_dir")
 
 
 __all__ = ["RLConfig", "RLResult", "ValueHead", "run_rl"]
