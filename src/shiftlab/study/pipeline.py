@@ -13,17 +13,15 @@ with D_buffer the tokens run forward in rollouts and scoring passes.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import math
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from shiftlab.provenance import machine, versions
 from shiftlab.study.config import PAPER_PRESETS, StudyConfig
 from shiftlab.training.config import ConfigError, check_same_run, to_yaml
 
@@ -95,7 +93,7 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
         "init": {"flops": init["flops"], "eval": state["eval-init"]["eval"]},
         "branches": {"sft": sft_points, "rl": rl["points"]},
         "config": json.loads(json.dumps(_as_dict(config))), "seeds": _seeds(config),
-        "versions": _versions(), "machine": _machine(),
+        "versions": versions(), "machine": machine(),
         "timing": {name: state[name]["seconds"] for name in state},
         "started": state["base"].get("started"), "finished": _now(),
     }
@@ -200,33 +198,6 @@ def _seeds(config: StudyConfig) -> dict[str, int]:
     return {"study": config.seed, "init data": config.seed, "sft data": config.seed + 1,
             "rl episodes (env seed of episode k)": int(config.rl.get("data_seed", 1_000_000)),
             "evaluation (env seed of episode k)": 0}
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as metadata
-
-    out = {"python": platform.python_version()}
-    for package in ("shiftlab", "torch", "transformers", "trl", "peft", "accelerate", "datasets"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[package] = metadata.version(package)
-    return out
-
-
-def _machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 def _now() -> str:

@@ -78,6 +78,23 @@ def flag_overrides(namespace: argparse.Namespace, cls: type) -> dict[str, Any]:
     return {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if getattr(namespace, f.name, None) is not None}
 
 
+def resume_point(config: Any, output: Path, last: Path | None, marker: str, keys: Iterable[str]) -> Path | None:
+    """The checkpoint a run continues from, given its `resume` setting (auto, never, or a path) and the
+    newest checkpoint `last` in `output`; a checkpoint directory is one holding `marker`."""
+    if config.resume == "never":
+        if last is not None:
+            raise ConfigError(f"{str(output)!r} already has checkpoints; resume them (resume: auto) or use a new "
+                              "output_dir")
+        return None
+    if config.resume != "auto":
+        last = Path(config.resume)
+        if not (last / marker).is_file():
+            raise ConfigError(f"resume: {config.resume!r} is not a checkpoint directory (no {marker})")
+    if last is not None:
+        check_same_run(config, output, keys)
+    return last
+
+
 def check_same_run(config: Any, output: Path, keys: Iterable[str]) -> None:
     """A run resumed in `output` must keep the settings that shape it: refuse a change to any of `keys`
     against the `config.yaml` saved there."""

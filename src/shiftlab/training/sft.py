@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from shiftlab.training.config import ConfigError, check_same_run, to_yaml
+from shiftlab.training.config import ConfigError, resume_point, to_yaml
 
 RESUME_KEYS = ("model", "data", "tasks", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
                "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
@@ -114,7 +114,8 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
 
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    resume_from = _resume_point(config, output, get_last_checkpoint)
+    last = get_last_checkpoint(str(output)) if output.is_dir() else None
+    resume_from = resume_point(config, output, Path(last) if last else None, "trainer_state.json", RESUME_KEYS)
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
     if config.data is not None and not (Path(config.data) / "state.json").is_file():
@@ -220,23 +221,6 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     record = write_compute(final, step=trainer.state.global_step, tokens=trainer.state.num_input_tokens_seen,
                            parameters=parameters, base=read_compute(config.model) if Path(config.model).is_dir() else None)
     return SFTResult(output, final, trainer.state.global_step, record["tokens"], record["flops"], log.read())
-
-
-def _resume_point(config: SFTRunConfig, output: Path, get_last_checkpoint) -> Path | None:
-    last = get_last_checkpoint(str(output)) if output.is_dir() else None
-    if config.resume == "never":
-        if last is not None:
-            raise ConfigError(f"{str(output)!r} already has checkpoints; resume them (resume: auto) or use a new "
-                              "output_dir")
-        return None
-    if config.resume != "auto":
-        path = Path(config.resume)
-        if not (path / "trainer_state.json").is_file():
-            raise ConfigError(f"resume: {config.resume!r} is not a checkpoint directory (no trainer_state.json)")
-        last = str(path)
-    if last is not None:
-        check_same_run(config, output, RESUME_KEYS)
-    return Path(last) if last else None
 
 
 def _checkpoint_step(path: Path) -> int:

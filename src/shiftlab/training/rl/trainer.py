@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shiftlab.training.config import ConfigError, check_same_run, to_yaml
+from shiftlab.training.config import ConfigError, resume_point, to_yaml
 from shiftlab.training.rl import objectives as obj
 from shiftlab.training.rl.config import RESUME_KEYS, RLConfig
 from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs, sort_key
@@ -98,7 +98,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         config.task, *(p.name for p in ood_presets(config.task))]
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    resume_from = _resume_point(config, output)
+    resume_from = resume_point(config, output, (_checkpoints(output) or [None])[-1], "state.json", RESUME_KEYS)
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
     use_cuda = torch.cuda.is_available()
@@ -555,22 +555,6 @@ def _checkpoints(output: Path) -> list[Path]:
     found = [p for p in output.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and (p / "state.json").is_file()
              and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
-
-
-def _resume_point(config: RLConfig, output: Path) -> Path | None:
-    last = (_checkpoints(output) or [None])[-1]
-    if config.resume == "never":
-        if last is not None:
-            raise ConfigError(f"{str(output)!r} already has checkpoints; resume them (resume: auto) or use a new "
-                              "output_dir")
-        return None
-    if config.resume != "auto":
-        last = Path(config.resume)
-        if not (last / "state.json").is_file():
-            raise ConfigError(f"resume: {config.resume!r} is not an RL checkpoint directory (no state.json)")
-    if last is not None:
-        check_same_run(config, output, RESUME_KEYS)
-    return last
 
 
 __all__ = ["RLConfig", "RLResult", "ValueHead", "run_rl"]
