@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("trl")
 
+import datasets  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, TrainerCallback  # noqa: E402
 
@@ -147,6 +148,18 @@ def test_vlm_sft_on_card_images(tmp_path):
     before = AutoModelForImageTextToText.from_pretrained(model)
     vision = [k for k in before.state_dict() if "vision_tower" in k]
     assert vision and all(torch.equal(before.state_dict()[k], reloaded.state_dict()[k]) for k in vision)
+
+
+def test_env_options_change_the_expert_episodes(tiny_lm, tmp_path):
+    config = _config(tiny_lm, None, tmp_path / "run", tasks=["gp-l"], episodes=4, env={"num_cards": 3}, max_steps=1)
+    run_sft(config)
+    rows = datasets.load_from_disk(str(tmp_path / "run" / "data"))
+    answers = [json.loads(row["messages"][-1]["content"]) for row in rows]
+    assert len(answers) == 4 and all(len(a["cards"]) == 3 for a in answers)
+    with pytest.raises(ConfigError, match="not to saved `data`"):
+        _config(tiny_lm, str(tmp_path / "run" / "data"), tmp_path / "x", env={"num_cards": 3})
+    with pytest.raises(ConfigError, match="'face_cards_as_ten' is set by task"):
+        _config(tiny_lm, None, tmp_path / "x", tasks=["gp-l"], env={"face_cards_as_ten": False})
 
 
 def test_cli_sft_with_a_config_file_and_flags(tiny_lm, gp_data, tmp_path, capsys):

@@ -52,6 +52,25 @@ def test_every_stage_runs_and_the_report_holds_the_evaluations_numbers(study):
     assert result["results"]["branches"]["sft"][-1]["eval"] == last_sft
     assert "## What the numbers show" in markdown and any("RL vs SFT" in line for line in lines)
     assert "data:image/png;base64," in paths["html"].read_text()
+    assert "environment options over its preset's: num_cards=3" in markdown
+
+
+def test_env_options_reach_every_stage_and_no_evaluation_hand_is_a_training_episode(study):
+    out, result, _ = study
+    import datasets
+
+    def hands(path):
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    evaluated = [e for d in ("base", "init") for e in hands(out / "eval" / d / "trajectories" / "gp-l.jsonl")]
+    evaluated += hands(next((out / "rl" / "eval").glob("step-*")) / "trajectories" / "gp-l__rule-ood.jsonl")
+    evaluated += hands(next((out / "eval" / "sft").iterdir()) / "trajectories" / "gp-l.jsonl")
+    assert all(len(e["start"]["cards"]) == 3 for e in evaluated)
+    training = [row for name in ("init", "sft") for row in datasets.load_from_disk(str(out / name / "data"))]
+    assert all(len(json.loads(row["messages"][-1]["content"])["cards"]) == 3 for row in training)
+    assert not {row["seed"] for row in training} & {e["seed"] for e in evaluated}
+    rollouts = json.loads((out / "rl" / "config.yaml").read_text().split("data_seed:")[1].split()[0])
+    assert rollouts == pipeline.RL_DATA_SEED and all(e["seed"] < pipeline.INIT_DATA_SEED for e in evaluated)
 
 
 def test_branches_meet_at_matched_compute(study):

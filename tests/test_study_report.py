@@ -86,6 +86,24 @@ def test_write_report_files_plots_and_tables(tmp_path):
     assert "<script" not in page and "http" not in page.split("</style>")[0]
 
 
+@pytest.mark.parametrize(("low", "high", "scale"), [(22.2e12, 29.2e12, "linear"), (2e12, 8e13, "log")])
+def test_compute_axis_has_labelled_ticks_over_any_range(low, high, scale):
+    from shiftlab.study.report import _figure
+
+    results = make_results()
+    results["init"]["flops"] = low
+    for points in results["branches"].values():
+        for i, p in enumerate(points, 1):
+            p["flops"] = low + (high - low) * i / len(points)
+    ax = _figure(results, ID, 0).axes[0]
+    ax.figure.canvas.draw()
+    low_g, high_g = ax.get_xlim()
+    ticks = ax.xaxis.get_major_ticks() + ax.xaxis.get_minor_ticks()
+    labelled = [t.label1.get_text() for t in ticks if low_g <= t.get_loc() <= high_g and t.label1.get_text()]
+    assert len(labelled) >= 2, labelled
+    assert ax.get_xscale() == scale
+
+
 def test_html_escapes_task_names_and_config(tmp_path):
     results = make_results()
     bad = "gp-l/<script>alert(1)</script>"

@@ -10,7 +10,14 @@ from shiftlab.envs.general_points.cards import FACE_RANKS, rank_value
 from shiftlab.envs.general_points.expert import random_answer
 from shiftlab.play import message_text, play_episode
 from shiftlab.prompts import PROMPT_STYLES, get_prompt
-from shiftlab.tasks import TaskPreset, get_preset, list_presets, ood_presets, register_preset
+from shiftlab.tasks import (
+    TaskPreset,
+    check_env_options,
+    get_preset,
+    list_presets,
+    ood_presets,
+    register_preset,
+)
 
 GP_PRESETS = ["gp-l", "gp-l/rule-ood", "gp-vl", "gp-vl/rule-ood", "gp-vl/visual-ood"]
 
@@ -71,6 +78,16 @@ def test_make_env_overrides_preset_options():
     env = get_preset("gp-vl").make_env(resolution=64)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (64, 64, 3)
+
+
+def test_env_options_must_fit_every_task_and_keep_its_shift():
+    check_env_options(["gp-l", "gp-l/rule-ood"], {"num_cards": 3, "target": 12})
+    with pytest.raises(ValueError, match="'face_cards_as_ten' is set by task 'gp-l'"):
+        check_env_options(["gp-l", "gp-l/rule-ood"], {"face_cards_as_ten": False})
+    with pytest.raises(ValueError, match="do not fit task 'gp-l'.*num_cards"):
+        check_env_options(["gp-l"], {"num_cards": 0})
+    with pytest.raises(ValueError, match="do not fit task 'gp-l'"):
+        check_env_options(["gp-l"], {"no_such_option": 1})
 
 
 def test_text_prompt_states_task_rule_target_cards_and_keys():

@@ -25,6 +25,13 @@ from shiftlab.provenance import machine, versions
 from shiftlab.study.config import PAPER_PRESETS, StudyConfig
 from shiftlab.training.config import ConfigError, check_same_run, to_yaml
 
+# Env seeds of episode k in each stage: disjoint ranges, so no evaluation episode is a training episode.
+# Evaluation uses seeds 0.. like `shiftlab eval`, so the study's numbers compare with a plain evaluation.
+EVAL_SEED = 0
+INIT_DATA_SEED = 10_000_000
+SFT_DATA_SEED = 20_000_000
+RL_DATA_SEED = 30_000_000
+
 
 def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) every stage; returns the report's paths and the results."""
@@ -63,17 +70,19 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
 
         policy = HFPolicy(model, max_new_tokens=int(config.rl.get("max_new_tokens", 128)), temperature=0.0,
                           batch_size=int(config.rl.get("rollout_batch_size", 64)), seed=config.seed)
-        return evaluate(eval_tasks, policy, config.eval_episodes, out, seed=0, progress=_progress)
+        return evaluate(eval_tasks, policy, config.eval_episodes, out, seed=EVAL_SEED, progress=_progress,
+                        **config.env)
 
     base = stage("base", lambda: _base_model(config, output))
     if config.eval_base:
         stage("eval-base", lambda: {"eval": evaluate_model(base["model"], output / "eval" / "base")})
     init = stage("init", lambda: _sft_run(config, output / "init", base["model"], config.init_episodes,
-                                          config.seed, config.init, count_start=False))
+                                          INIT_DATA_SEED + config.seed, config.init, count_start=False))
     stage("eval-init", lambda: {"eval": evaluate_model(init["model"], output / "eval" / "init")})
     rl = stage("rl", lambda: _rl_run(config, output / "rl", init["model"], eval_tasks))
     sft_steps = _matched_sft_steps(config, output, init, rl)
-    sft = stage("sft", lambda: _sft_run(config, output / "sft", init["model"], config.sft_episodes, config.seed + 1,
+    sft = stage("sft", lambda: _sft_run(config, output / "sft", init["model"], config.sft_episodes,
+                                        SFT_DATA_SEED + config.seed,
                                         {**config.sft, "max_steps": sft_steps,
                                          "save_steps": max(1, math.ceil(sft_steps / config.checkpoints))},
                                         count_start=True))
@@ -88,7 +97,8 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
 
     sft_points = stage("eval-sft", evaluate_sft)["points"]
     results = {
-        "preset": config.preset, "task": config.task, "model": config.model or base["model"],
+        "preset": config.preset, "task": config.task, "env": dict(config.env),
+        "model": config.model or base["model"],
         "eval_tasks": eval_tasks, "shifts": {t: get_preset(t).shift for t in eval_tasks}, "metric": config.metric,
         "init": {"flops": init["flops"], "eval": state["eval-init"]["eval"]},
         "branches": {"sft": sft_points, "rl": rl["points"]},
@@ -134,7 +144,7 @@ def _sft_run(config: StudyConfig, out: Path, model: str, episodes: int, data_see
     from shiftlab.training.sft import SFTRunConfig, run_sft
 
     values = {"save_steps": 1000, "report_to": ["tensorboard"], "seed": config.seed, **settings,
-              "model": model, "output_dir": str(out), "tasks": [config.task], "episodes": episodes,
+              "model": model, "output_dir": str(out), "tasks": [config.task], "env": config.env, "episodes": episodes,
               "data_seed": data_seed}
     result = run_sft(load_config(SFTRunConfig, overrides=values))
     checkpoints = []
@@ -157,6 +167,7 @@ def _rl_run(config: StudyConfig, out: Path, model: str, eval_tasks: list[str]) -
 
     steps = int(config.rl.get("steps", RLConfig.steps))
     values = {"seed": config.seed, **config.rl, "model": model, "output_dir": str(out), "task": config.task,
+              "env": config.env, "data_seed": RL_DATA_SEED + config.seed,
               "eval_tasks": eval_tasks, "eval_episodes": config.eval_episodes,
               "eval_steps": max(1, math.ceil(steps / config.checkpoints)), "eval_at_start": False,
               "save_steps": max(1, math.ceil(steps / config.checkpoints))}
@@ -195,9 +206,11 @@ def _as_dict(config: StudyConfig) -> dict[str, Any]:
 
 
 def _seeds(config: StudyConfig) -> dict[str, int]:
-    return {"study": config.seed, "init data": config.seed, "sft data": config.seed + 1,
-            "rl episodes (env seed of episode k)": int(config.rl.get("data_seed", 1_000_000)),
-            "evaluation (env seed of episode k)": 0}
+    return {"study (model, data order, sampling)": config.seed,
+            "SFT init data (env seed of episode k)": INIT_DATA_SEED + config.seed,
+            "continued SFT data (env seed of episode k)": SFT_DATA_SEED + config.seed,
+            "RL episodes (env seed of episode k)": RL_DATA_SEED + config.seed,
+            "evaluation (env seed of episode k)": EVAL_SEED}
 
 
 def _now() -> str:

@@ -298,7 +298,12 @@ def _plain_log_ticks(ax: Any) -> None:
 
 
 def _plot_task(results: dict[str, Any], task: str, index: int, path: Path) -> None:
-    """One figure: metric vs training compute (log GFLOPs), a line per branch starting at the SFT init."""
+    _figure(results, task, index).savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+
+
+def _figure(results: dict[str, Any], task: str, index: int) -> Any:
+    """One figure: metric vs training compute in GFLOPs (a log axis when it spans a decade), a line per
+    branch starting at the SFT init."""
     # The object-oriented Figure renders through Agg without pyplot: no global backend switch, nothing to close.
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
@@ -309,6 +314,7 @@ def _plot_task(results: dict[str, Any], task: str, index: int, path: Path) -> No
     init = results.get("init") or {}
     fig = Figure(figsize=(6.0, 4.0), dpi=DPI)
     ax = fig.add_subplot()
+    drawn: list[float] = []
     for name, points in _branches(results).items():
         series = [(init.get("flops"), init.get("eval", {}).get(task))] if init else []
         series += [(p.get("flops"), p.get("eval", {}).get(task)) for p in points]
@@ -320,6 +326,7 @@ def _plot_task(results: dict[str, Any], task: str, index: int, path: Path) -> No
             xs.append(float(flops) / 1e9)
             ys.append(scale * est.value)
             es.append(scale * est.se if est.se is not None else float("nan"))
+        drawn += xs
         if xs:
             style = BRANCH_STYLES.get(name, {"marker": "^", "linestyle": "-."})
             ax.errorbar(xs, ys, yerr=es, markersize=5, capsize=3, linewidth=1.6, alpha=0.9, **style,
@@ -327,8 +334,14 @@ def _plot_task(results: dict[str, Any], task: str, index: int, path: Path) -> No
     base = estimate((results.get("base") or {}).get("eval", {}).get(task), metric)
     if base is not None:
         ax.axhline(scale * base.value, color="0.5", linestyle=":", linewidth=1.2, label="base model")
-    ax.set_xscale("log")
-    _plain_log_ticks(ax)
+    if drawn and max(drawn) / min(drawn) >= 10:
+        ax.set_xscale("log")
+        _plain_log_ticks(ax)
+    else:  # within a decade a log axis may hold no labelled tick at all
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
     ax.set_xlabel("training compute (GFLOPs)")
     ax.set_ylabel(f"{metric} (%)" if rate else metric)
     if rate:
@@ -339,7 +352,7 @@ def _plot_task(results: dict[str, Any], task: str, index: int, path: Path) -> No
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", frameon=False)
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------- document
@@ -391,6 +404,9 @@ def _intro(results: dict[str, Any]) -> str:
         count = str(episodes[0]) if len(episodes) == 1 else f"{episodes[0]}–{episodes[-1]}"
         text += f", with {count} episodes per evaluation"
     text += f". Headline metric: {_metric(results)}; ± is one standard error."
+    if results.get("env"):
+        options = ", ".join(f"{k}={v}" for k, v in results["env"].items())
+        text += f" Every task ran with these environment options over its preset's: {options}."
     if "base" in results:
         text += " The untrained base model was evaluated too."
     return text

@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from shiftlab.training.config import ConfigError, resume_point, to_yaml
 
-RESUME_KEYS = ("model", "data", "tasks", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
+RESUME_KEYS = ("model", "data", "tasks", "env", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
                "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
 
 
@@ -29,6 +30,7 @@ class SFTRunConfig:
     output_dir: str = field(default="runs/sft", metadata={"help": "checkpoints, logs and the final model"})
     data: str | None = field(default=None, metadata={"help": "dataset directory written by `shiftlab sft-data`"})
     tasks: list[str] = field(default_factory=list, metadata={"help": "or: task presets to make expert data from"})
+    env: dict = field(default_factory=dict, metadata={"help": "environment options over the tasks' (with `tasks`)"})
     episodes: int = field(default=1000, metadata={"help": "expert episodes per task (with `tasks`)"})
     revisions: int = field(default=0, metadata={"help": "wrong answers before each expert answer (with `tasks`)"})
     data_seed: int = field(default=0, metadata={"help": "seed of the expert episodes (with `tasks`)"})
@@ -68,12 +70,19 @@ class SFTRunConfig:
         if (self.data is None) == (not self.tasks):
             raise ConfigError("give either `data` (a dataset directory) or `tasks` (presets to make expert data from)")
         if self.tasks:
-            from shiftlab.tasks import list_presets
+            from shiftlab.tasks import check_env_options, list_presets
 
             known = {p.name for p in list_presets()}
             for task in self.tasks:
                 if task not in known:
                     raise ConfigError(f"unknown task {task!r} in `tasks`; known tasks: {', '.join(sorted(known))}")
+            if self.env:
+                try:
+                    check_env_options(self.tasks, self.env)
+                except ValueError as error:
+                    raise ConfigError(f"config key 'env': {error}") from None
+        elif self.env:
+            raise ConfigError("config key 'env' applies to expert data made from `tasks`, not to saved `data`")
         positive = {"episodes": self.episodes, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
                     "save_steps": self.save_steps, "logging_steps": self.logging_steps, "lora_r": self.lora_r}
         for key, value in positive.items():
@@ -105,6 +114,7 @@ class SFTResult:
 
 def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     import torch
+    import transformers
     import trl
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -149,35 +159,9 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     precision = config.precision
     if precision == "auto":
         precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "fp32"
-    args = trl.SFTConfig(
-        output_dir=str(output),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        max_length=config.max_length,
-        assistant_only_loss=config.loss == "assistant",
-        completion_only_loss=config.loss == "completion",
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        gradient_checkpointing=config.gradient_checkpointing,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        report_to=[r for r in config.report_to if r != "none"] or "none",
-        seed=config.seed,
-        data_seed=config.seed,
-        include_num_input_tokens_seen="non_padding",
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        dataloader_num_workers=0,
-        use_cpu=not use_cuda,
-    )
+    with warnings.catch_warnings():  # TRL's own default turns checkpointing on, so it is always passed
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+        args = _sft_args(config, output, precision, use_cuda)
     if config.loss == "completion":
         dataset = dataset.map(_prompt_completion, remove_columns=["messages"])
 
@@ -209,6 +193,8 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
                 raise
             raise ConfigError(f"the chat template of {config.model!r} cannot mark the assistant's tokens for "
                               "`loss: assistant`; use `loss: completion`") from None
+        trainer.remove_callback(transformers.ProgressCallback)
+        trainer.add_callback(_progress_bar())
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
     # The final model: a plain checkpoint that every later stage loads through the Auto classes.
@@ -221,6 +207,55 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     record = write_compute(final, step=trainer.state.global_step, tokens=trainer.state.num_input_tokens_seen,
                            parameters=parameters, base=read_compute(config.model) if Path(config.model).is_dir() else None)
     return SFTResult(output, final, trainer.state.global_step, record["tokens"], record["flops"], log.read())
+
+
+
+def _sft_args(config: SFTRunConfig, output: Path, precision: str, use_cuda: bool):
+    import trl
+
+    return trl.SFTConfig(
+        output_dir=str(output),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        max_length=config.max_length,
+        assistant_only_loss=config.loss == "assistant",
+        completion_only_loss=config.loss == "completion",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        gradient_checkpointing=config.gradient_checkpointing,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        report_to=[r for r in config.report_to if r != "none"] or "none",
+        seed=config.seed,
+        data_seed=config.seed,
+        include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        dataloader_num_workers=0,
+        use_cpu=not use_cuda,
+    )
+
+
+def _progress_bar():
+    import transformers
+
+    class ProgressBar(transformers.ProgressCallback):
+        """The trainer's bar with the loss on it, instead of a printed dict per log line (the JSONL log
+        and TensorBoard keep every number)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
+
+    return ProgressBar
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -242,7 +277,7 @@ def _training_data(config: SFTRunConfig, output: Path):
         else:
             from shiftlab.training.expert_data import Source, build_dataset
 
-            sources = [Source(task, config.episodes, revisions=config.revisions) for task in config.tasks]
+            sources = [Source(task, config.episodes, config.env, config.revisions) for task in config.tasks]
             dataset = build_dataset(sources, seed=config.data_seed)
             tmp = output / "data.tmp"
             shutil.rmtree(tmp, ignore_errors=True)

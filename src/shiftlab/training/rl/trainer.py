@@ -87,15 +87,18 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
 
     from shiftlab.policies.hf import HFPolicy
     from shiftlab.rollout import run_episodes
-    from shiftlab.tasks import get_preset, ood_presets
+    from shiftlab.tasks import check_env_options, get_preset, ood_presets
     from shiftlab.training.compute import flop_parameters, read_compute, write_compute
     from shiftlab.training.run_log import JsonlLog
 
     config.validate()
     preset = get_preset(config.task)
-    _check_env(preset, config.env)
     eval_tasks = config.eval_tasks if config.eval_tasks is not None else [
         config.task, *(p.name for p in ood_presets(config.task))]
+    try:
+        check_env_options(list(dict.fromkeys([config.task, *eval_tasks])), config.env)
+    except ValueError as error:
+        raise ConfigError(f"config key 'env': {error}") from None
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     resume_from = resume_point(config, output, (_checkpoints(output) or [None])[-1], "state.json", RESUME_KEYS)
@@ -180,7 +183,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                          temperature=config.eval_temperature, batch_size=config.rollout_batch_size, seed=config.seed)
         with accelerator.autocast():
             results = evaluate(eval_tasks, judge, config.eval_episodes, output / "eval" / f"step-{step:06d}",
-                               batch_size=config.rollout_batch_size)
+                               batch_size=config.rollout_batch_size, **config.env)
         entry: dict[str, Any] = {"kind": "eval", "step": step, **flops()}
         for task, metrics in results.items():
             for key in ("success_rate", "success_stderr", "mean_reward", "step_accuracy", "recognition_accuracy"):
@@ -452,12 +455,6 @@ def _reference_logprobs(model: Any, reference: Any, batch: Any, temperature: flo
 def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
-
-def _check_env(preset: Any, options: dict) -> None:
-    try:
-        preset.make_env(**options).close()
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"config key 'env' does not fit task {preset.name!r}: {str(error).splitlines()[0]}") from None
 
 
 def _hidden_size(model: Any) -> int:
