@@ -161,7 +161,35 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
         precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "fp32"
     with warnings.catch_warnings():  # TRL's own default turns checkpointing on, so it is always passed
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
-        args = _sft_args(config, output, precision, use_cuda)
+        args = trl.SFTConfig(
+            output_dir=str(output),
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.grad_accum,
+            learning_rate=config.learning_rate,
+            lr_scheduler_type=config.lr_scheduler,
+            warmup_steps=config.warmup_ratio,
+            weight_decay=config.weight_decay,
+            max_grad_norm=config.max_grad_norm,
+            max_length=config.max_length,
+            assistant_only_loss=config.loss == "assistant",
+            completion_only_loss=config.loss == "completion",
+            bf16=precision == "bf16",
+            fp16=precision == "fp16",
+            gradient_checkpointing=config.gradient_checkpointing,
+            save_strategy="steps",
+            save_steps=config.save_steps,
+            save_total_limit=config.save_total_limit,
+            logging_steps=config.logging_steps,
+            report_to=[r for r in config.report_to if r != "none"] or "none",
+            seed=config.seed,
+            data_seed=config.seed,
+            include_num_input_tokens_seen="non_padding",
+            train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+            dataloader_num_workers=0,
+            use_cpu=not use_cuda,
+        )
     if config.loss == "completion":
         dataset = dataset.map(_prompt_completion, remove_columns=["messages"])
 
@@ -209,39 +237,6 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     return SFTResult(output, final, trainer.state.global_step, record["tokens"], record["flops"], log.read())
 
 
-
-def _sft_args(config: SFTRunConfig, output: Path, precision: str, use_cuda: bool):
-    import trl
-
-    return trl.SFTConfig(
-        output_dir=str(output),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        max_length=config.max_length,
-        assistant_only_loss=config.loss == "assistant",
-        completion_only_loss=config.loss == "completion",
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        gradient_checkpointing=config.gradient_checkpointing,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        report_to=[r for r in config.report_to if r != "none"] or "none",
-        seed=config.seed,
-        data_seed=config.seed,
-        include_num_input_tokens_seen="non_padding",
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        dataloader_num_workers=0,
-        use_cpu=not use_cuda,
-    )
 
 
 def _progress_bar():
