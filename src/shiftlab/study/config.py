@@ -81,7 +81,7 @@ _GP_RL = {"algorithm": "ppo", "temperature": 0.2, "learning_rate": 1e-6, "lr_sch
           "max_grad_norm": 0.01, "adam_eps": 1e-7, "group_size": 1, "max_new_tokens": 512}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Every stage in about a minute on 2 CPU cores: for the test suite, not for conclusions.
+    # Every stage in about 30 s on 2 CPU cores: for the test suite, not for conclusions.
     "tiny": {
         "build_size": "tiny", "task": "gp-l", "env": {"num_cards": 3}, "eval_episodes": 8, "checkpoints": 2,
         "init_episodes": 64, "init": {"max_steps": 20, "batch_size": 8, "learning_rate": 5e-3,
