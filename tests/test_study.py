@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from shiftlab.cli import main  # noqa: E402
+from shiftlab.cli import _config, main  # noqa: E402
 from shiftlab.study import pipeline  # noqa: E402
 from shiftlab.study.config import StudyConfig, preset_values  # noqa: E402
 from shiftlab.training.config import ConfigError, load_config  # noqa: E402
@@ -110,5 +110,11 @@ def test_bad_settings_are_one_clear_line(tmp_path, capsys):
     assert main(["study", "--preset", "tiny", "--config", str(config), "--output-dir", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "in `rl`: unknown config key 'stepz'; did you mean 'steps'?" in err and len(err.strip().splitlines()) == 1
+    from shiftlab.cli import build_parser
+
+    args = build_parser().parse_args(["study", "--preset", "quickstart", "--rl", "{steps: 20}", "--env", "{target: 12}"])
+    config = _config(StudyConfig, args, defaults=preset_values("quickstart"))
+    quickstart = preset_values("quickstart")
+    assert config.rl == {**quickstart["rl"], "steps": 20} and config.env == {**quickstart["env"], "target": 12}
     with pytest.raises(ConfigError, match="set by the study"):
         load_config(StudyConfig, overrides={"sft": {"max_steps": 3}})

@@ -19,6 +19,16 @@ class Example:
     mode: Literal["a", "b"] = "a"
     limit: int | None = None
     items: list[str] = dataclasses.field(default_factory=list)
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+def test_defaults_then_yaml_then_overrides_and_mappings_update_key_by_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 20\nextra: {b: 3}\n")
+    preset = {"name": "preset", "steps": 5, "rate": 0.1, "extra": {"a": 1, "b": 2}}
+    config = load_config(Example, path, {"extra": {"c": 4}, "rate": None}, defaults=preset)
+    assert config == Example(name="preset", steps=20, rate=0.1, extra={"a": 1, "b": 3, "c": 4})
+    assert preset["extra"] == {"a": 1, "b": 2}  # the defaults are not changed in place
 
 
 def test_yaml_then_overrides_with_types(tmp_path):

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -179,11 +180,11 @@ def _missing(module: str) -> bool:
     return importlib.util.find_spec(module) is None
 
 
-def _config(cls, args: argparse.Namespace):
+def _config(cls, args: argparse.Namespace, defaults: dict | None = None):
     from shiftlab.training.config import ConfigError, flag_overrides, load_config
 
     try:
-        return load_config(cls, getattr(args, "config", None), flag_overrides(args, cls))
+        return load_config(cls, getattr(args, "config", None), flag_overrides(args, cls), defaults)
     except ConfigError as error:
         raise UsageError(str(error)) from None
 
@@ -282,18 +283,25 @@ def cmd_study(args: argparse.Namespace) -> int:
     _training_imports("study")
     from shiftlab.study.config import StudyConfig, preset_values
     from shiftlab.study.pipeline import run_study
-    from shiftlab.training.config import ConfigError, _read_yaml, flag_overrides, load_config
+    from shiftlab.training.config import ConfigError
 
+    config = _config(StudyConfig, args, defaults=preset_values(args.preset) if args.preset else None)
     try:
-        values = preset_values(args.preset) if args.preset else {}
-        if args.config:
-            values.update(_read_yaml(Path(args.config)))
-        values.update(flag_overrides(args, StudyConfig))
-        config = load_config(StudyConfig, overrides=values)
         run_study(config)
     except ConfigError as error:
         raise UsageError(str(error)) from None
     return 0
+
+
+def _config_command(commands: Any, name: str, cls: type, run: Any, help: str, description: str):
+    """A command whose settings are the fields of `cls`: from --config FILE.yaml, overridden by flags."""
+    from shiftlab.training.config import add_config_flags
+
+    command = commands.add_parser(name, help=help, description=description)
+    command.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
+    add_config_flags(command, cls)
+    command.set_defaults(run=run)
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,49 +410,39 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", required=True, help="dataset directory")
     data.set_defaults(run=cmd_sft_data)
 
-    from shiftlab.training.config import add_config_flags
     from shiftlab.training.pretrain import PretrainConfig
     from shiftlab.training.sft import SFTRunConfig
 
-    sft = commands.add_parser(
-        "sft",
+    _config_command(
+        commands, "sft", SFTRunConfig, cmd_sft,
         help="supervised fine-tuning with TRL (text or VLM, optional LoRA, resumable)",
         description="Supervised fine-tuning through TRL's SFTTrainer. Settings come from --config FILE.yaml "
         "and are overridden by flags; rerunning with the same output directory resumes from its last checkpoint.",
     )
-    sft.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
-    add_config_flags(sft, SFTRunConfig)
-    sft.set_defaults(run=cmd_sft)
 
-    base = commands.add_parser(
-        "pretrain",
+    _config_command(
+        commands, "pretrain", PretrainConfig, cmd_pretrain,
         help="build a small model and pretrain it on a broad mixture of every task variant",
         description="Build a small model and train it on expert episodes of every task variant plus "
         "supporting facts, so post-training starts from a model that has seen the world broadly. "
         "The base model lands in OUTPUT_DIR/final.",
     )
-    base.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
-    add_config_flags(base, PretrainConfig)
-    base.set_defaults(run=cmd_pretrain)
 
     from shiftlab.training.rl.config import RLConfig
 
-    rl = commands.add_parser(
-        "rl",
+    _config_command(
+        commands, "rl", RLConfig, cmd_rl,
         help="RL with verifier rewards on multi-turn episodes (GRPO family or the paper's PPO; resumable)",
         description="Reinforcement learning on a task preset: rollouts through the environments (answers, "
         "verifier feedback, revisions), then GRPO or PPO updates on the model's own answer tokens. Settings come "
         "from --config FILE.yaml and are overridden by flags; rerunning with the same output directory resumes "
         "from its last checkpoint. Logs: OUTPUT_DIR/log.jsonl and TensorBoard; evaluations: OUTPUT_DIR/eval.",
     )
-    rl.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
-    add_config_flags(rl, RLConfig)
-    rl.set_defaults(run=cmd_rl)
 
     from shiftlab.study.config import PRESETS, StudyConfig
 
-    study = commands.add_parser(
-        "study",
+    study = _config_command(
+        commands, "study", StudyConfig, cmd_study,
         help="the SFT-vs-RL generalization study end to end, with its report",
         description="Base model -> SFT initialization on the in-distribution task -> two branches at matched "
         "training compute (continued SFT, RL), evaluated on the ID task and its OOD variants at compute "
@@ -452,9 +450,6 @@ def build_parser() -> argparse.ArgumentParser:
         "(tests), and the paper's gp-l, gp-vl, virl-l, virl-vl (give --model). Settings: --preset, then "
         "--config FILE.yaml, then flags. Rerunning the same command resumes; finished stages are skipped.",
     )
-    study.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
-    add_config_flags(study, StudyConfig)
-    study.set_defaults(run=cmd_study)
     for action in study._actions:
         if action.dest == "preset":
             action.choices = list(PRESETS)

@@ -22,22 +22,24 @@ class ConfigError(ValueError):
     """A config file or flag that cannot be used; the message is one line naming the key."""
 
 
-def load_config(cls: type, path: str | Path | None = None, overrides: dict[str, Any] | None = None):
-    """`cls` built from a YAML file (optional) with `overrides` on top; values are type-checked and
-    `cls.validate()` (when defined) checks the rest."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        values.update(_read_yaml(Path(path)))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+def load_config(cls: type, path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                defaults: dict[str, Any] | None = None):
+    """`cls` built from `defaults` (e.g. a named preset), a YAML file (optional) on them and `overrides` on
+    top; values are type-checked and `cls.validate()` (when defined) checks the rest. A mapping given for a
+    key whose default is a mapping updates it key by key, so `rl: {steps: 20}` keeps a preset's other RL
+    settings."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in values if k not in fields]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(key, fields, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
-        raise ConfigError(f"unknown config key {key!r}{hint}")
     hints = typing.get_type_hints(cls)
-    checked = {key: _coerce(key, value, hints[key]) for key, value in values.items()}
+    from_file = _read_yaml(Path(path)) if path is not None else {}
+    checked: dict[str, Any] = {}
+    for layer in (defaults or {}, from_file, {k: v for k, v in (overrides or {}).items() if v is not None}):
+        for key, value in layer.items():
+            if key not in fields:
+                close = difflib.get_close_matches(key, fields, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
+                raise ConfigError(f"unknown config key {key!r}{hint}")
+            value, base = _coerce(key, value, hints[key]), checked.get(key)
+            checked[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else value
     missing = [
         f.name for f in fields.values()
         if f.name not in checked and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
