@@ -238,35 +238,41 @@ def test_wrong_numbers_with_repeated_cards():
     assert "3" in verdict.feedback and "8" in verdict.feedback
 
 
-@pytest.mark.parametrize("formula", ["(10+4*3+2", "10+4*3+", "10*3-", "(", "10+(4*3)+", "10×3−4–", "(10*3-4"])
-def test_partial(formula):
+@pytest.mark.parametrize("formula", ["(10+4*3+2", "((10+4*3+2", "(10)+(4*3+2", "((10×3−4–2", "(10*3-4-2", "(((10*3-4)-2"])
+def test_partial_needs_every_number_and_only_closing_parentheses_left(formula):
     verdict = score(formula)
     assert verdict.outcome is Outcome.PARTIAL, verdict
     assert verdict.reward == 1.0
     assert "unfinished" in verdict.feedback
+    closed = formula + ")" * (formula.count("(") - formula.count(")"))
+    assert score(closed).outcome is Outcome.CORRECT
 
 
-def test_partial_accepts_prefixes_of_correct_formulas_with_redundant_parentheses():
-    # Both completions score +5 ...
-    assert score("((10+4*3+2))").reward == 5.0
-    assert score("(10)+4*3+2").reward == 5.0
-    # ... so these unfinished formulas begin a correct solution and earn the partial reward.
-    assert score("((10+4*3+2").outcome is Outcome.PARTIAL
-    assert score("(10)+4*3+").outcome is Outcome.PARTIAL
-
-
-@pytest.mark.parametrize("formula", ["4*3*2*", "(4+3+2+10", "10/3+", "10*10*"])
-def test_unfinished_formula_that_leads_nowhere_is_not_partial(formula):
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "(", "((", "(((((", "10*3-", "10+4*3+", "10+(4*3)+", "10×3−4–",  # beginnings, however promising
+        "(10*3-4", "(10", "10*(3",  # a number missing
+        "(4+3+2+10", "(10*3-4+2",  # every number, but closing does not give 24
+        "10*3-4-2+", "(10*3-4-2+",  # every number, then an operator: nothing can follow
+    ],
+)
+def test_unfinished_formula_without_real_progress_is_illegal(formula):
     verdict = score(formula)
-    overused = formula.count("10") > 1
-    assert verdict.outcome is (Outcome.WRONG_NUMBERS if overused else Outcome.ILLEGAL_FORMULA), verdict
-    assert "unfinished" in verdict.feedback or overused
+    assert verdict.outcome is Outcome.ILLEGAL_FORMULA, verdict
+    assert verdict.reward == -3.0 and "unfinished" in verdict.feedback
 
 
-def test_unfinished_formula_with_a_foreign_number_is_wrong_numbers():
-    verdict = score("10*3-5-")
-    assert verdict.outcome is Outcome.WRONG_NUMBERS
-    assert "5" in verdict.feedback
+@pytest.mark.parametrize(("formula", "mentioned"), [("10*3-5-", "5 is not among"), ("10*10*", "10 is used twice"),
+                                                    ("(10*3-4", "2 is not used")])
+def test_unfinished_formula_feedback_names_the_number_problems(formula, mentioned):
+    verdict = score(formula)
+    assert verdict.outcome is Outcome.ILLEGAL_FORMULA and mentioned in verdict.feedback, verdict
+
+
+def test_partial_on_the_float_trap_hand():
+    verdict = verify('{"formula": "8/(3-8/3"}', [8, 3, 8, 3])
+    assert verdict.outcome is Outcome.PARTIAL
 
 
 @pytest.mark.parametrize(
@@ -485,7 +491,7 @@ CUSTOM = RewardTable(
     ("response", "kwargs", "outcome", "reward"),
     [
         (answer("10*3-4-2"), {}, Outcome.CORRECT, 10.0),
-        (answer("10*3-"), {}, Outcome.PARTIAL, 0.5),
+        (answer("(10*3-4-2"), {}, Outcome.PARTIAL, 0.5),
         (answer("4+3+2+10"), {}, Outcome.WRONG_VALUE, -0.25),
         (
             answer("10*3-4-2", cards=["4", "3", "2", "J"]),

@@ -22,7 +22,7 @@ from gymnasium.error import ResetNeeded
 from shiftlab.envs.general_points.cards import FACE_RANKS, RANKS, SUITS, SUITS_BY_COLOR, rank_value
 from shiftlab.envs.general_points.render import render_table
 from shiftlab.envs.general_points.solver import is_solvable, solutions
-from shiftlab.envs.general_points.verifier import RewardTable, verify
+from shiftlab.envs.general_points.verifier import Outcome, RewardTable, Verdict, verify
 from shiftlab.envs.response import MAX_RESPONSE_CHARS
 
 OBSERVATIONS = ("text", "image")
@@ -102,6 +102,7 @@ class GeneralPointsEnv(gym.Env):
         self._suits: tuple[str, ...] = ()
         self._values: tuple[int, ...] = ()
         self._attempts_left = 0
+        self._partial_paid = 0.0
         self._done = True
         self._image: np.ndarray | None = None
 
@@ -149,6 +150,7 @@ class GeneralPointsEnv(gym.Env):
             self._cards, self._suits = self._deal()
         self._values = tuple([self._rank_values[_RANK_INDEX[r]] for r in self._cards])
         self._attempts_left = self.max_attempts
+        self._partial_paid = 0.0
         self._done = False
         self._image = None
         return self._observation(), self._info()
@@ -165,17 +167,32 @@ class GeneralPointsEnv(gym.Env):
             rewards=self.rewards,
         )
         self._attempts_left -= 1
+        reward, feedback = self._episode_reward(verdict)
         terminated = verdict.success
         truncated = not terminated and self._attempts_left == 0
         self._done = terminated or truncated
         info = self._info()
-        info["feedback"] = verdict.feedback
+        info["feedback"] = feedback
         info["outcome"] = verdict.outcome.value
         if verdict.cards_correct is not None:
             info["cards_correct"] = verdict.cards_correct
         if self._done:
             info["success"] = terminated
-        return self._observation(), verdict.reward, terminated, truncated, info
+        return self._observation(), reward, terminated, truncated, info
+
+    def _episode_reward(self, verdict: Verdict) -> tuple[float, str]:
+        """Partial credit is an advance on the correct reward, paid once per episode: a repeated
+        partial answer earns 0 and a correct answer after one earns the rest. No episode then returns
+        more than solving at the first attempt (partial, partial, ..., correct would otherwise earn
+        up to 4 x 1 + 5 = 9, and an RL policy would learn to hold back the last ')')."""
+        if verdict.outcome is Outcome.PARTIAL:
+            if self._partial_paid:
+                return 0.0, verdict.feedback + " (Partial credit is given once per episode.)"
+            self._partial_paid = verdict.reward
+            return verdict.reward, verdict.feedback
+        if verdict.outcome is Outcome.CORRECT:
+            return verdict.reward - self._partial_paid, verdict.feedback
+        return verdict.reward, verdict.feedback
 
     def render(self):
         if self.render_mode == "rgb_array" and self._cards:

@@ -22,12 +22,14 @@ _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 @dataclass(frozen=True)
 class ParsedFormula:
     """Tokens of a formula and how far it got: an error, an unfinished prefix, or a complete formula
-    with its exact value (None when it divides by zero)."""
+    with its exact value (None when it divides by zero). `open_parens` counts the '(' left open when
+    the formula is unfinished only because it has not closed them."""
 
     tokens: tuple = ()
     error: str | None = None
     unfinished: str | None = None
     value: int | Fraction | None = None
+    open_parens: int = 0
 
     @property
     def complete(self) -> bool:
@@ -139,7 +141,9 @@ def parse(text: str) -> ParsedFormula:
     if expect_operand:
         return ParsedFormula(tuple(tokens), unfinished=f"it ends with {_show(previous)}")
     if "(" in operators:
-        return ParsedFormula(tuple(tokens), unfinished="a '(' is never closed")
+        left_open = operators.count("(")
+        what = "a '(' is never closed" if left_open == 1 else f"{left_open} '(' are never closed"
+        return ParsedFormula(tuple(tokens), unfinished=what, open_parens=left_open)
     while operators:
         _reduce(operands, operators.pop())
     return ParsedFormula(tuple(tokens), value=operands[0])

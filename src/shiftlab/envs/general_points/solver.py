@@ -159,93 +159,9 @@ def solutions(numbers: Sequence[int], target: int = 24) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget every memoised table (for cold-start measurements, or to release memory)."""
-    for cached in (_table, _solution_trees, _solutions, _trees_by_leaves):
+    for cached in (_table, _solution_trees, _solutions):
         cached.cache_clear()
 
 
 def is_solvable(numbers: Sequence[int], target: int = 24) -> bool:
     return bool(_solution_trees(tuple(sorted(numbers)), int(target)))
-
-
-def _leaves(tree: Tree) -> tuple[int, ...]:
-    return tuple(_leaves(tree[1]) + _leaves(tree[2])) if isinstance(tree, tuple) else (tree,)
-
-
-@lru_cache(maxsize=4096)
-def _trees_by_leaves(hand: tuple[int, ...], target: int) -> tuple[tuple[tuple[int, ...], Tree], ...]:
-    return tuple((_leaves(tree), tree) for tree in _solution_trees(hand, target))
-
-
-def _needs_parens(child: Tree, op: str, right: bool) -> bool:
-    """Whether `child` must be parenthesised as the left or right operand of `op`."""
-    child_prec, prec = _format(child)[1], _PRECEDENCE[op]
-    return child_prec < prec or (right and child_prec == prec and op in "-/")
-
-
-class _PrefixMatcher:
-    """Does a token sequence begin some written form of a given tree?
-
-    A written form may wrap any sub-expression (a single number included) in any number of
-    redundant parentheses, and must wrap it where precedence requires. `_ends` returns the
-    positions where a complete written form of a sub-tree can end, and records when the tokens run
-    out inside one: then the tokens are a prefix.
-    """
-
-    def __init__(self, tokens: Sequence):
-        self.tokens = tokens
-        self.is_prefix = False
-        self._memo: dict = {}
-
-    def _ends(self, tree: Tree, i: int, required: bool) -> frozenset[int]:
-        key = (id(tree), i, required)
-        if key not in self._memo:
-            self._memo[key] = frozenset(self._compute(tree, i, required))
-        return self._memo[key]
-
-    def _compute(self, tree: Tree, i: int, required: bool) -> set[int]:
-        tokens, n = self.tokens, len(self.tokens)
-        if i == n:
-            self.is_prefix = True
-            return set()
-        ends = set()
-        if tokens[i] == "(":
-            for j in self._ends(tree, i + 1, False):
-                if j == n:
-                    self.is_prefix = True
-                elif tokens[j] == ")":
-                    ends.add(j + 1)
-        if required:
-            return ends
-        if not isinstance(tree, tuple):
-            if tokens[i] == tree:
-                ends.add(i + 1)
-            return ends
-        op, left, right = tree
-        for j in self._ends(left, i, _needs_parens(left, op, right=False)):
-            if j == n:
-                self.is_prefix = True
-            elif tokens[j] == op:
-                ends |= self._ends(right, j + 1, _needs_parens(right, op, right=True))
-        return ends
-
-
-MAX_PREFIX_TOKENS = 128
-
-
-def is_solution_prefix(tokens: Sequence, numbers: Sequence[int], target: int = 24) -> bool:
-    """Whether `tokens` (ints and the strings + - * / ( )) begin some correct formula.
-
-    Any written form counts, redundant parentheses included. Only trees whose numbers, read left
-    to right, start with the numbers already written are examined, so the check stays cheap.
-    """
-    tokens = tuple(tokens)
-    if len(tokens) > MAX_PREFIX_TOKENS:
-        return False
-    written = tuple(t for t in tokens if isinstance(t, int))
-    for leaves, tree in _trees_by_leaves(tuple(sorted(numbers)), int(target)):
-        if leaves[: len(written)] != written:
-            continue
-        matcher = _PrefixMatcher(tokens)
-        if len(tokens) in matcher._ends(tree, 0, False) or matcher.is_prefix:
-            return True
-    return False

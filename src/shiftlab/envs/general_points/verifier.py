@@ -9,7 +9,8 @@ Differences from the original verifier, each a fix:
 
 Checks run in the original's order: the answer must contain a formula, then (image tasks) the cards
 must be recognised, then the formula must be well formed, use each card's number exactly once, and
-equal the target. An unfinished formula that begins a correct solution earns the partial reward.
+equal the target. Partial credit needs real progress: every card's number used once and only the
+closing parentheses missing, so that closing them gives the target (see `_only_closing_left`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from enum import Enum
 
 from shiftlab.envs.general_points import formula as fm
 from shiftlab.envs.general_points.answer import extract, normalize_rank
-from shiftlab.envs.general_points.solver import is_solution_prefix
 from shiftlab.envs.response import MAX_RESPONSE_CHARS, response_text
 
 
@@ -43,6 +43,11 @@ class RewardTable:
     wrong_cards: float = -1.5
     wrong_numbers: float = -2.0
     illegal_formula: float = -3.0
+
+    def __post_init__(self):
+        if self.partial > self.correct:
+            raise ValueError(f"partial ({self.partial}) must not exceed correct ({self.correct}): partial credit "
+                             "is an advance on the correct reward")
 
     def __getitem__(self, outcome: Outcome) -> float:
         return getattr(self, outcome.value)
@@ -79,9 +84,9 @@ def _listing(numbers: list[int], verb: str) -> str:
     return f"{', '.join(map(str, numbers))} {'is' if len(numbers) == 1 else 'are'} {verb}"
 
 
-def _number_problems(used: Sequence[int], values: Sequence[int], *, complete: bool) -> list[str]:
+def _number_problems(used: Sequence[int], values: Sequence[int]) -> list[str]:
     """What is wrong with the numbers a formula uses, compared with the cards' numbers."""
-    if complete and sorted(used) == sorted(values):
+    if sorted(used) == sorted(values):
         return []
     have, want = _counts(values), _counts(used)
     problems = []
@@ -89,15 +94,11 @@ def _number_problems(used: Sequence[int], values: Sequence[int], *, complete: bo
     if foreign:
         problems.append(_listing(foreign, "not among the cards"))
     for n, k in want.items():
-        if n in have and k > have[n]:
+        if n in have and k != have[n]:
             problems.append(f"{n} is used {_times(k)} but dealt {_times(have[n])}")
-    if complete:
-        for n, k in have.items():
-            if 0 < want.get(n, 0) < k:
-                problems.append(f"{n} is used {_times(want[n])} but dealt {_times(k)}")
-        unused = [n for n in have if n not in want]
-        if unused:
-            problems.append(_listing(unused, "not used"))
+    unused = [n for n in have if n not in want]
+    if unused:
+        problems.append(_listing(unused, "not used"))
     return problems
 
 
@@ -147,18 +148,20 @@ def verify(
     parsed = fm.parse(formula)
     if parsed.error:
         return verdict(Outcome.ILLEGAL_FORMULA, f"Your formula is not valid: {parsed.error}.", formula, cards_ok)
-    problems = _number_problems(parsed.numbers, values, complete=parsed.complete)
+    if not parsed.complete:
+        if _only_closing_left(parsed, values, target):
+            return verdict(Outcome.PARTIAL,
+                           f"Your formula is unfinished ({parsed.unfinished}), but closing it would make it correct.",
+                           formula, cards_ok)
+        problems = _number_problems(parsed.numbers, values)
+        also = f"; also, {'; '.join(problems)}" if problems else ""
+        return verdict(Outcome.ILLEGAL_FORMULA, f"Your formula is unfinished: {parsed.unfinished}{also}.",
+                       formula, cards_ok)
+    problems = _number_problems(parsed.numbers, values)
     if problems:
         return verdict(Outcome.WRONG_NUMBERS,
                        f"Your formula must use each card's number exactly once: {'; '.join(problems)}.",
                        formula, cards_ok)
-    if not parsed.complete:
-        if is_solution_prefix(parsed.tokens, values, target):
-            return verdict(Outcome.PARTIAL,
-                           f"Your formula is unfinished ({parsed.unfinished}), but it starts a correct solution.",
-                           formula, cards_ok)
-        return verdict(Outcome.ILLEGAL_FORMULA, f"Your formula is unfinished: {parsed.unfinished}.", formula, cards_ok)
-
     value = parsed.value
     if value is None:
         return verdict(Outcome.WRONG_VALUE, "Your formula divides by zero.", formula, cards_ok)
@@ -166,3 +169,13 @@ def verify(
         return verdict(Outcome.CORRECT, f"Correct: {formula} = {target}.", formula, cards_ok)
     return verdict(Outcome.WRONG_VALUE, f"Your formula equals {fm.format_value(value)}, not {target}.",
                    formula, cards_ok)
+
+
+def _only_closing_left(parsed: fm.ParsedFormula, values: Sequence[int], target: int) -> bool:
+    """The partial-credit rule: every card's number is used exactly once and appending the missing
+    ')' gives the target. Anything less (an open '(', a trailing operator, a missing number) is no
+    progress a verifier can vouch for, and paying it would reward degenerate answers."""
+    if not parsed.open_parens or sorted(parsed.numbers) != sorted(values):
+        return False
+    closed = fm.parse("".join(map(str, parsed.tokens)) + ")" * parsed.open_parens)
+    return closed.complete and closed.value == target
