@@ -7,6 +7,7 @@ import io
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -24,25 +25,41 @@ from shiftlab.tasks import get_preset
 
 class FakeAPI(BaseHTTPRequestHandler):
     """Answers chat completions: GP-L prompts correctly (it reads the cards), anything else with a
-    fixed text. It can fail the first N requests with HTTP 500 to exercise retries."""
+    fixed text. It can fail the first N requests with HTTP 500 to exercise retries, or misbehave in
+    one of the ways of `FAULTS` on every request."""
 
     failures_left = 0
+    fault: str | None = None
     received: list[dict] = []
+    sizes: list[int] = []
 
     def log_message(self, *args):
         pass
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.loads(raw)
+        type(self).sizes.append(len(raw))
         type(self).received.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
         if type(self).failures_left > 0:
             type(self).failures_left -= 1
             self._send(500, {"error": {"message": "try again"}})
             return
+        fault = type(self).fault
+        if fault == "silent":
+            time.sleep(3)
+            return
+        if fault == "malformed-json":
+            self._send_bytes(200, b'{"choices": [{"message": {"content": "unterminated')
+            return
+        if fault == "no-choices":
+            self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"], "choices": []})
+            return
+        content = {"surrogate": "I think \ud800 so", "huge": "(" * 10_000_000}.get(fault) or self._answer(body["messages"])
         self._send(200, {
             "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": self._answer(body["messages"])}}],
+                         "message": {"role": "assistant", "content": content}}],
         })
 
     @staticmethod
@@ -58,7 +75,9 @@ class FakeAPI(BaseHTTPRequestHandler):
         return expert_answer({"cards": ranks, "values": values, "target": 24})
 
     def _send(self, status, payload):
-        data = json.dumps(payload).encode()
+        self._send_bytes(status, json.dumps(payload).encode())
+
+    def _send_bytes(self, status, data):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -68,8 +87,8 @@ class FakeAPI(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    FakeAPI.received = []
-    FakeAPI.failures_left = 0
+    FakeAPI.received, FakeAPI.sizes = [], []
+    FakeAPI.failures_left, FakeAPI.fault = 0, None
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeAPI)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -137,3 +156,49 @@ def test_partial_results_survive_an_endpoint_failure(server, tmp_path):
     policy = make_policy(f"openai:tiny@{server}")
     evaluate(["gp-l"], policy, 3, tmp_path, batch_size=1)
     assert len((tmp_path / "trajectories" / "gp-l.jsonl").read_text().splitlines()) == 3
+
+
+def _eval(server, tmp_path, *extra):
+    return main(["eval", "--policy", f"openai:tiny@{server}", "--tasks", "gp-l", "--episodes", "2",
+                 "--out", str(tmp_path), "--quiet", *extra])
+
+
+@pytest.mark.parametrize(("fault", "message"), [("malformed-json", "malformed response"),
+                                                ("no-choices", "no choices")])
+def test_a_malformed_reply_is_one_line_and_exit_1(fault, message, server, tmp_path, capsys):
+    FakeAPI.fault = fault
+    assert _eval(server, tmp_path, "--retries", "0") == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_a_silent_server_fails_within_the_timeout_given(server, tmp_path, capsys):
+    FakeAPI.fault = "silent"
+    started = time.perf_counter()
+    assert _eval(server, tmp_path, "--timeout", "0.3", "--retries", "1") == 1
+    assert time.perf_counter() - started < 2.5  # two tries of 0.3 s and the client's short backoff
+    err = capsys.readouterr().err.strip()
+    assert "did not answer within 0.3 s" in err and len(err.splitlines()) == 1, err
+    assert len(FakeAPI.received) == 2 * 2  # two episodes, two tries each
+
+
+def test_a_lone_surrogate_is_replaced_and_the_evaluation_goes_on(server, tmp_path):
+    FakeAPI.fault = "surrogate"
+    assert _eval(server, tmp_path) == 0
+    assert len(FakeAPI.received) == 2 * 5  # every revision turn was sent, the surrogate's answer in it
+    last = FakeAPI.received[-1]["body"]["messages"]
+    assert any(m["role"] == "assistant" and m["content"] == "I think ? so" for m in last)
+    record = json.loads((tmp_path / "trajectories" / "gp-l.jsonl").read_text().splitlines()[0])
+    assert record["turns"][0]["response"] == "I think ? so"
+
+
+def test_a_huge_answer_is_cut_before_it_is_scored_stored_or_sent_back(server, tmp_path):
+    FakeAPI.fault = "huge"
+    assert _eval(server, tmp_path, "--max-response-chars", "1000") == 0
+    assert max(FakeAPI.sizes) < 20_000  # the last revision prompt carries four cut answers
+    path = tmp_path / "trajectories" / "gp-l.jsonl"
+    assert path.stat().st_size < 200_000
+    turn = json.loads(path.read_text().splitlines()[0])["turns"][0]
+    assert turn["response"] == "(" * 1000 and turn["response_chars"] == 10_000_000
+    assert turn["outcome"] == "illegal_formula"
+    assert json.loads((tmp_path / "run.json").read_text())["max_response_chars"] == 1000

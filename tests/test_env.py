@@ -243,7 +243,7 @@ def test_bad_options_raise_clear_errors(kwargs):
 
 def test_unreachable_target_reports_instead_of_looping():
     env = GeneralPointsEnv(target=10**9, num_cards=2)
-    with pytest.raises(RuntimeError, match="no solvable hand"):
+    with pytest.raises(ValueError, match="no solvable hand"):
         env.reset(seed=0)
 
 

@@ -63,23 +63,27 @@ def test_loss_falls_and_compute_is_counted(trained, tiny_lm):
 
 
 def test_trained_model_answers_in_the_expert_format(trained):
-    from shiftlab.envs.general_points.verifier import Outcome
+    """The format, not the arithmetic: a JSON object with the three keys, lists of cards and numbers,
+    and a formula of digits and operators stating "=24" (the 84k-parameter model rarely solves)."""
+    import re
+
     from shiftlab.policies.hf import HFPolicy
     from shiftlab.rollout import run_episodes
     from shiftlab.tasks import get_preset
 
     policy = HFPolicy(str(trained.final_model), max_new_tokens=64, batch_size=8)
     trajectories = run_episodes(get_preset("gp-l"), policy, range(8), seed=10_000)
-    first_answers = [t.turns[0] for t in trajectories]
-    parsed = 0
-    for turn in first_answers:
+    first_answers = [t.turns[0].response for t in trajectories]
+    in_format = 0
+    for response in first_answers:
         try:
-            answer = json.loads(turn.response)
+            answer = json.loads(response)
         except ValueError:
             continue
-        parsed += isinstance(answer, dict) and {"cards", "number", "formula"} <= set(answer)
-    assert parsed >= 6, [t.response for t in first_answers]
-    assert sum(t.info["outcome"] != Outcome.ILLEGAL_FORMULA.value for t in first_answers) >= 4
+        in_format += (isinstance(answer, dict) and {"cards", "number", "formula"} <= set(answer)
+                      and isinstance(answer["cards"], list) and isinstance(answer["number"], list)
+                      and re.fullmatch(r"[0-9+\-*/() ]+=24", str(answer["formula"])) is not None)
+    assert in_format >= 6, first_answers
 
 
 class Interrupt(TrainerCallback):

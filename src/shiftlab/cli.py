@@ -11,19 +11,58 @@ from typing import Any
 import numpy as np
 
 from shiftlab import __version__
+from shiftlab.errors import DependencyError, InputError
+from shiftlab.evaluation import MAX_BATCH_SIZE
+from shiftlab.rollout import MAX_RESPONSE_CHARS
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """A problem with the command line or its inputs: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its mistakes reported in one line (argparse prints the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(minimum: int):
+    """An argparse type: an int of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
 
 
 def _tasks(value: str) -> list:
     from shiftlab.tasks import get_preset, list_presets
 
-    if value == "all":
+    if value.strip() == "all":
         return list_presets()
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    if not names:
+        raise UsageError(f"no task named in {value!r}; `shiftlab tasks` lists them")
     try:
-        return [get_preset(name.strip()) for name in value.split(",") if name.strip()]
+        return [get_preset(name) for name in names]
     except KeyError as error:
         raise UsageError(error.args[0]) from None
 
@@ -57,36 +96,35 @@ def cmd_play(args: argparse.Namespace) -> int:
     presets = _tasks(args.task)
     out = _output_dir(args.out)
     rng = np.random.default_rng(args.seed)
-    records = []
-    for preset in presets:
-        if args.policy == "expert":
-            respond = lambda messages, info, preset=preset: preset.expert_answer(info)  # noqa: E731
-        else:
-            respond = lambda messages, info, preset=preset: preset.random_answer(info, rng)  # noqa: E731
-        for seed in range(args.seed, args.seed + args.episodes):
-            episode = play_episode(preset, seed, respond)
-            image_path = out / f"{preset.name.replace('/', '_')}_seed{seed}.png"
-            Image.fromarray(episode.image).save(image_path)
-            if not args.quiet:
-                print(f"=== {preset.name}  seed {seed}")
-                print(message_text(episode.turns[0].messages[-1]))
-                for number, turn in enumerate(episode.turns, 1):
-                    if number > 1:
-                        print(f"--- user\n{message_text(turn.messages[-1])}")
-                    print(f"--- answer {number}\n{turn.response}\n--- reward {turn.reward:+g}: {turn.feedback}")
-            verdict = "solved" if episode.success else "not solved"
-            print(f"{preset.name} seed {seed}: {verdict} after {len(episode.turns)} answer(s), "
-                  f"return {episode.total_reward:+g}; image: {image_path}")
-            records.append({
-                "task": preset.name, "seed": seed, "start": episode.info,
-                "success": episode.success, "return": episode.total_reward, "image": image_path.name,
-                "turns": [{"response": t.response, "reward": t.reward, "feedback": t.feedback} for t in episode.turns],
-            })
-    with open(out / "episodes.jsonl", "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
-    solved = sum(r["success"] for r in records)
-    print(f"{solved}/{len(records)} episodes solved; transcripts in {out / 'episodes.jsonl'}")
+    solved = played = 0
+    with open(out / "episodes.jsonl", "w", encoding="utf-8") as transcripts:  # written as episodes end
+        for preset in presets:
+            if args.policy == "expert":
+                respond = lambda messages, info, preset=preset: preset.expert_answer(info)  # noqa: E731
+            else:
+                respond = lambda messages, info, preset=preset: preset.random_answer(info, rng)  # noqa: E731
+            for seed in range(args.seed, args.seed + args.episodes):
+                episode = play_episode(preset, seed, respond)
+                image_path = out / f"{preset.name.replace('/', '_')}_seed{seed}.png"
+                Image.fromarray(episode.image).save(image_path)
+                if not args.quiet:
+                    print(f"=== {preset.name}  seed {seed}")
+                    print(message_text(episode.turns[0].messages[-1]))
+                    for number, turn in enumerate(episode.turns, 1):
+                        if number > 1:
+                            print(f"--- user\n{message_text(turn.messages[-1])}")
+                        print(f"--- answer {number}\n{turn.response}\n--- reward {turn.reward:+g}: {turn.feedback}")
+                verdict = "solved" if episode.success else "not solved"
+                print(f"{preset.name} seed {seed}: {verdict} after {len(episode.turns)} answer(s), "
+                      f"return {episode.total_reward:+g}; image: {image_path}")
+                transcripts.write(json.dumps({
+                    "task": preset.name, "seed": seed, "start": episode.info,
+                    "success": episode.success, "return": episode.total_reward, "image": image_path.name,
+                    "turns": [{"response": t.response, "reward": t.reward, "feedback": t.feedback} for t in episode.turns],
+                }) + "\n")
+                transcripts.flush()
+                solved, played = solved + episode.success, played + 1
+    print(f"{solved}/{played} episodes solved; transcripts in {out / 'episodes.jsonl'}")
     return 0
 
 
@@ -111,16 +149,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from shiftlab.evaluation import EvaluationError, evaluate
     from shiftlab.policies import make_policy
-    from shiftlab.policies.api import PolicyError
 
     presets = _tasks(args.tasks)
-    if args.episodes < 1 or args.batch_size < 1:
-        raise UsageError("--episodes and --batch-size must be at least 1")
     try:
-        policy = make_policy(args.policy)
+        policy = make_policy(args.policy, max_tokens=args.max_tokens, timeout=args.timeout, max_retries=args.retries)
     except ValueError as error:
-        raise UsageError(str(error)) from None
-    overrides = {"resolution": args.resolution} if args.resolution else {}
+        raise UsageError(str(error).splitlines()[0]) from None
+    overrides = {"resolution": args.resolution} if args.resolution is not None else {}
 
     def progress(task: str, total: int, done) -> tqdm:
         return tqdm(total=total, initial=len(done), desc=task, unit="episode", file=sys.stderr,
@@ -128,12 +163,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     try:
         results = evaluate([p.name for p in presets], policy, args.episodes, _output_dir(args.out), seed=args.seed,
-                           batch_size=args.batch_size, progress=progress, **overrides)
+                           batch_size=args.batch_size, progress=progress, max_response_chars=args.max_response_chars,
+                           **overrides)
     except EvaluationError as error:
         raise UsageError(str(error)) from None
-    except PolicyError as error:
-        print(f"shiftlab eval: error: {error}", file=sys.stderr)
-        return 1
     from shiftlab.evaluation import markdown_table
 
     print(markdown_table(results), end="")
@@ -147,10 +180,11 @@ def cmd_virl_export(args: argparse.Namespace) -> int:
 
     if args.city not in CITIES:
         raise UsageError(f"unknown city {args.city!r}; known cities: {', '.join(CITIES)}")
-    if args.routes < 1 or args.pano_width < 64:
-        raise UsageError("--routes must be at least 1 and --pano-width at least 64")
-    out = export_procedural(args.out, city=args.city, split=args.split, routes=args.routes, lengths=args.lengths,
-                            pano_width=args.pano_width, rotation=args.rotation)
+    try:
+        out = export_procedural(args.out, city=args.city, split=args.split, routes=args.routes,
+                                lengths=args.lengths, pano_width=args.pano_width, rotation=args.rotation)
+    except ValueError as error:
+        raise UsageError(str(error).splitlines()[0]) from None
     print(f"wrote {args.routes} {args.city} route(s) in the released layout to {out}")
     return 0
 
@@ -305,12 +339,13 @@ def _config_command(commands: Any, name: str, cls: type, run: Any, help: str, de
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="shiftlab",
         description="Post-train LLMs and VLMs with SFT and RL on shiftable verifiable tasks; "
         "measure what generalizes.",
     )
     parser.add_argument("--version", action="version", version=f"shiftlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     tasks = commands.add_parser("tasks", help="list the task presets", description="List the task presets.")
@@ -326,8 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--task", default="all", help="preset name(s), comma-separated, or 'all' (default)")
     play.add_argument("--policy", choices=["expert", "random"], default="expert",
                       help="expert: always correct; random: random operators, revised with feedback")
-    play.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
-    play.add_argument("--episodes", type=int, default=1, help="episodes per task, seeds seed..seed+N-1")
+    play.add_argument("--seed", type=_count(0), default=0, help="seed of the first episode (default 0)")
+    play.add_argument("--episodes", type=_count(1), default=1, help="episodes per task, seeds seed..seed+N-1")
     play.add_argument("--out", default="runs/play", help="output directory (default runs/play)")
     play.add_argument("--quiet", action="store_true", help="print one summary line per episode")
     play.set_defaults(run=cmd_play)
@@ -340,10 +375,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument("--policy", default="expert", help="expert, random[:SEED], openai:MODEL[@BASE_URL] or hf:PATH (default expert)")
     evaluation.add_argument("--tasks", default="all", help="preset names, comma-separated, or 'all'")
-    evaluation.add_argument("--episodes", type=int, default=100, help="episodes per task (default 100)")
-    evaluation.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i (default 0)")
-    evaluation.add_argument("--batch-size", type=int, default=32, help="episodes stepped together (default 32)")
+    evaluation.add_argument("--episodes", type=_count(1), default=100,
+                            help="episodes per task (default 100); any number streams, and an interrupted run resumes")
+    evaluation.add_argument("--seed", type=_count(0), default=0, help="episode i uses seed SEED+i (default 0)")
+    evaluation.add_argument("--batch-size", type=_count(1), default=32,
+                            help=f"episodes stepped together, at most {MAX_BATCH_SIZE} (default 32)")
     evaluation.add_argument("--resolution", type=int, default=None, help="override the image resolution")
+    evaluation.add_argument("--max-tokens", type=_count(1), default=None,
+                            help="cap on each answer's tokens for hf: and openai: policies (default 256)")
+    evaluation.add_argument("--max-response-chars", type=_count(1), default=MAX_RESPONSE_CHARS,
+                            help="answers are cut to this many characters before they are scored, stored or sent "
+                            f"back (default {MAX_RESPONSE_CHARS:,})")
+    evaluation.add_argument("--timeout", type=_seconds, default=None,
+                            help="openai: seconds to wait for each answer (default 60)")
+    evaluation.add_argument("--retries", type=_count(0), default=None,
+                            help="openai: retries after a failed or timed-out request (default 3)")
     evaluation.add_argument("--out", required=True, help="output directory (resumed if it holds this run)")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluation.set_defaults(run=cmd_eval)
@@ -369,9 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--city", default="new_york", help="procedural city (default new_york)")
     export.add_argument("--split", choices=["train", "test", "ood"], default="test", help="district (default test)")
-    export.add_argument("--routes", type=int, default=10, help="number of routes (default 10)")
+    export.add_argument("--routes", type=_count(1), default=10, help="number of routes (default 10)")
     export.add_argument("--lengths", choices=["train", "mini"], default="train", help="route lengths")
-    export.add_argument("--pano-width", type=int, default=1024, help="panorama width in pixels (default 1024)")
+    export.add_argument("--pano-width", type=int, default=1024,
+                        help="panorama width in pixels, 64 to 8192 (default 1024)")
     export.add_argument("--rotation", type=float, default=0.0, help="panorama rotation stored in the metadata")
     export.set_defaults(run=cmd_virl_export)
 
@@ -393,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--kind", choices=["lm", "vlm"], default="lm", help="lm (default) or vlm")
     build.add_argument("--size", choices=["tiny", "small"], default="small", help="size preset (default small)")
     build.add_argument("--tokenizer", choices=["bpe", "byte"], default="bpe", help="tokenizer (default bpe)")
-    build.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    build.add_argument("--seed", type=_count(0), default=0, help="initialisation seed (default 0)")
     build.set_defaults(run=cmd_build_model)
 
     data = commands.add_parser(
@@ -403,9 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
         "task has them) as a Hugging Face dataset, one row per decision point, with task and seed per row.",
     )
     data.add_argument("--tasks", required=True, help="preset names, comma-separated, or 'all'")
-    data.add_argument("--episodes", type=int, default=1000, help="episodes per task (default 1000)")
-    data.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
-    data.add_argument("--revisions", type=int, default=0, help="wrong answers with feedback before each expert answer")
+    data.add_argument("--episodes", type=_count(1), default=1000, help="episodes per task (default 1000)")
+    data.add_argument("--seed", type=_count(0), default=0, help="seed of the first episode (default 0)")
+    data.add_argument("--revisions", type=_count(0), default=0,
+                      help="wrong answers with feedback before each expert answer")
     data.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment option, e.g. target=12")
     data.add_argument("--out", required=True, help="dataset directory")
     data.set_defaults(run=cmd_sft_data)
@@ -454,23 +502,51 @@ def build_parser() -> argparse.ArgumentParser:
         if action.dest == "preset":
             action.choices = list(PRESETS)
             action.help = "study preset: " + ", ".join(PRESETS)
+    for command in commands.choices.values():
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the full traceback of an error")
     return parser
+
+
+def _one_line(text: str) -> str:
+    """A message as one line: the lines after the first (a list of problems) joined with '; '."""
+    head, *rest = [line.strip() for line in str(text).splitlines() if line.strip()] or [""]
+    return "; ".join([head, *(line.removeprefix("- ") for line in rest)])
+
+
+def _failure(error: BaseException) -> tuple[int, str]:
+    """Exit status and one line for an error: 2 for what the user gave, 1 for what failed under them."""
+    if isinstance(error, InputError):
+        return 2, _one_line(str(error))
+    if isinstance(error, DependencyError):
+        return 1, _one_line(str(error))
+    if isinstance(error, MemoryError):
+        return 1, "out of memory"
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return 1, f"{error.strerror or _one_line(str(error))}{where}"
+    return 1, f"unexpected {type(error).__name__}: {_one_line(str(error))[:300]} (rerun with --debug for the traceback)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    episodes = getattr(args, "episodes", None)
-    if isinstance(episodes, int) and episodes < 1:
-        parser.error("--episodes must be at least 1")
     try:
         return args.run(args)
-    except UsageError as error:
-        print(f"shiftlab {args.command}: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("shiftlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `shiftlab tasks | head`: the reader left; say nothing more
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as error:
+        if args.debug:
+            raise
+        code, line = _failure(error)
+        print(f"shiftlab {args.command}: error: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

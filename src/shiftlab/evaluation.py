@@ -18,14 +18,15 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shiftlab.errors import DependencyError, InputError
 from shiftlab.policies.base import Policy
-from shiftlab.rollout import Trajectory, run_episodes
-from shiftlab.tasks import get_preset
+from shiftlab.rollout import MAX_RESPONSE_CHARS, iter_episodes
+from shiftlab.tasks import check_env_options, get_preset
 
 RUN_FILE = "run.json"
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InputError):
     """An evaluation that cannot start or resume (for example, a directory from another run)."""
 
 
@@ -64,7 +65,7 @@ def task_metrics(records: list[dict], attempts: int) -> dict[str, Any]:
         metrics["recognition_accuracy"] = sum(t["cards_correct"] for t in first_turns) / len(first_turns)
     turns = [t for r in records for t in r["turns"]]
     if turns and "step_index" in turns[0]:
-        metrics["step_accuracy"] = sum(t["outcome"] == "correct_action" for t in turns) / len(turns)
+        metrics["step_accuracy"] = sum(t.get("outcome") == "correct_action" for t in turns) / len(turns)
         cities: dict[str, list[dict]] = defaultdict(list)
         for r in records:
             cities[r["start"].get("city", "?")].append(r)
@@ -79,37 +80,94 @@ def _task_file(out: Path, task: str) -> Path:
     return out / "trajectories" / (task.replace("/", "__") + ".jsonl")
 
 
-def _read_records(path: Path) -> dict[int, dict]:
-    """Finished episodes already on disk. A last line cut short by a kill is removed, so that new
-    records start on a line of their own."""
+# What the figures need of a finished episode; the conversations stay on disk, so memory grows with
+# a few numbers per episode, not with what the model wrote.
+_HEAVY_TURN_KEYS = ("messages", "response", "token_ids", "logprobs", "feedback")
+
+
+def _summary(record: dict) -> dict:
+    turns = [{k: v for k, v in t.items() if k not in _HEAVY_TURN_KEYS} for t in record["turns"]]
+    return {**record, "turns": turns}
+
+
+def _is_record(record: Any, task: str) -> bool:
+    """A line of this task's file that the figures can use: an object of the task with an int episode
+    index, a success flag, a return and its turns."""
+    return (
+        isinstance(record, dict)
+        and record.get("task") == task
+        and type(record.get("episode")) is int
+        and isinstance(record.get("success"), bool)
+        and isinstance(record.get("return"), (int, float))
+        and isinstance(record.get("start"), dict)
+        and type(record["start"].get("attempts_left")) is int
+        and isinstance(record.get("turns"), list)
+        and all(isinstance(t, dict) and type(t.get("point")) is int for t in record["turns"])
+    )
+
+
+def _drop_cut_last_line(path: Path) -> None:
+    """A last line cut short by a kill is removed, so that new records start on a line of their own.
+    Only the file's tail is read."""
+    with open(path, "r+b") as handle:
+        end = handle.seek(0, 2)
+        if end == 0:
+            return
+        handle.seek(end - 1)
+        if handle.read(1) == b"\n":
+            return
+        position = end
+        while position > 0:
+            step = min(1 << 16, position)
+            position -= step
+            handle.seek(position)
+            newline = handle.read(step).rfind(b"\n")
+            if newline >= 0:
+                handle.truncate(position + newline + 1)
+                return
+        handle.truncate(0)
+
+
+def _read_records(path: Path, task: str, episodes: int) -> dict[int, dict]:
+    """Summaries of the finished episodes on disk. Lines that are not records of this task (corrupt,
+    hand-edited, another run's) are skipped and those episodes played again."""
     records: dict[int, dict] = {}
     if not path.exists():
         return records
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as handle:
-            handle.truncate(data.rfind(b"\n") + 1)
-    with open(path, encoding="utf-8") as handle:
+    if path.is_dir():
+        raise EvaluationError(f"{path} is a directory, not a trajectory file")
+    _drop_cut_last_line(path)
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except ValueError:
                 continue
-            records[int(record["episode"])] = record
+            if _is_record(record, task) and 0 <= record["episode"] < episodes:
+                records[record["episode"]] = _summary(record)
     return records
 
 
 def _check_run(out: Path, run: dict[str, Any]) -> None:
     path = out / RUN_FILE
     if path.exists():
-        previous = json.loads(path.read_text())
-        for key in ("policy", "seed", "env_overrides"):
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise EvaluationError(f"{path} is not readable run settings ({error}); use another --out") from None
+        if not isinstance(previous, dict):
+            raise EvaluationError(f"{path} is not readable run settings; use another --out")
+        previous.setdefault("max_response_chars", MAX_RESPONSE_CHARS)  # written before the cap was recorded
+        for key in ("policy", "seed", "env_overrides", "max_response_chars"):
             if previous.get(key) != run.get(key):
                 raise EvaluationError(
                     f"{out} holds a run with {key}={previous.get(key)!r}, not {run.get(key)!r}; "
                     "use another --out or the same settings to resume"
                 )
     path.write_text(json.dumps(run, indent=1))
+
+
+MAX_BATCH_SIZE = 1024
 
 
 def evaluate(
@@ -120,39 +178,64 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 32,
     progress: Callable[[str, int, Iterable[int]], Any] | None = None,
+    max_response_chars: int = MAX_RESPONSE_CHARS,
     **env_overrides: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Evaluate `policy` on `tasks` (preset names), `episodes` episodes each, resuming what `out_dir` has."""
+    """Evaluate `policy` on `tasks` (preset names), `episodes` episodes each, resuming what `out_dir` has.
+
+    Episodes stream: the work list is never built, finished episodes go to disk as they finish, and
+    memory holds a summary per finished episode, so any count is safe to ask for (and to interrupt)."""
     presets = [get_preset(t) for t in tasks]
-    if episodes < 1:
-        raise EvaluationError("episodes must be at least 1")
+    if not presets:
+        raise EvaluationError("no tasks to evaluate")
+    if type(episodes) is not int or episodes < 1:
+        raise EvaluationError(f"episodes must be a positive int, not {episodes!r}")
+    if type(seed) is not int or seed < 0:
+        raise EvaluationError(f"seed must be a non-negative int, not {seed!r}")
+    if type(batch_size) is not int or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise EvaluationError(f"batch size must be from 1 to {MAX_BATCH_SIZE}, not {batch_size!r}")
+    if type(max_response_chars) is not int or max_response_chars < 1:
+        raise EvaluationError(f"max_response_chars must be a positive int, not {max_response_chars!r}")
+    try:
+        check_env_options([p.name for p in presets], env_overrides)
+    except ValueError as error:
+        raise EvaluationError(str(error)) from None
     out = Path(out_dir)
-    (out / "trajectories").mkdir(parents=True, exist_ok=True)
-    _check_run(out, {"policy": policy.name, "seed": seed, "env_overrides": env_overrides, "tasks": list(tasks)})
+    try:
+        (out / "trajectories").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EvaluationError(f"cannot create {out / 'trajectories'}: {error.strerror}") from None
+    _check_run(out, {"policy": policy.name, "seed": seed, "env_overrides": env_overrides, "tasks": list(tasks),
+                     "max_response_chars": max_response_chars})
     results: dict[str, dict[str, Any]] = {}
-    for preset in presets:
+    for preset in {p.name: p for p in presets}.values():
         path = _task_file(out, preset.name)
-        done = _read_records(path)
-        todo = [i for i in range(episodes) if i not in done]
+        done = _read_records(path, preset.name, episodes)
+        todo = (i for i in range(episodes) if i not in done)
         bar = progress(preset.name, episodes, done) if progress else None
-        with open(path, "a", encoding="utf-8") as handle:
-
-            def write(trajectory: Trajectory, handle=handle, bar=bar, done=done) -> None:
-                record = trajectory.to_json()
-                handle.write(json.dumps(record) + "\n")
-                handle.flush()
-                done[trajectory.episode] = record
-                if bar is not None:
-                    bar.update(1)
-
-            run_episodes(preset, policy, todo, seed=seed, batch_size=batch_size, on_done=write, **env_overrides)
-        if bar is not None:
-            bar.close()
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                for trajectory in iter_episodes(preset, policy, todo, seed=seed, batch_size=batch_size,
+                                                max_response_chars=max_response_chars, **env_overrides):
+                    record = trajectory.to_json()
+                    handle.write(json.dumps(record) + "\n")
+                    handle.flush()
+                    done[trajectory.episode] = _summary(record)
+                    if bar is not None:
+                        bar.update(1)
+        except OSError as error:
+            raise DependencyError(f"cannot write {path}: {error.strerror or error}") from None
+        finally:
+            if bar is not None:
+                bar.close()
         records = [done[i] for i in range(episodes)]
         attempts = max(r["start"]["attempts_left"] for r in records)  # the full budget, as seen at reset
         results[preset.name] = {"shift": preset.shift, **task_metrics(records, attempts)}
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    (out / "results.md").write_text(markdown_table(results))
+    try:
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+        (out / "results.md").write_text(markdown_table(results))
+    except OSError as error:
+        raise DependencyError(f"cannot write the results in {out}: {error.strerror or error}") from None
     return results
 
 

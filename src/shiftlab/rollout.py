@@ -3,12 +3,13 @@
 Every turn, the prompts of all live episodes go to the policy in one batch; each environment verifies
 its answer; the task's prompt style builds the next turn's conversation (GeneralPoints appends the
 answer and the feedback; V-IRL starts afresh after a correct move). Finished episodes are handed out
-as they finish, so a caller can write them down at once and lose nothing if killed.
+as they finish, so a caller can write them down at once and lose nothing if killed. Answers are
+untrusted text: each is bounded in length and made encodable before anything else sees it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,24 +92,45 @@ class _Live:
     info: dict[str, Any]
 
 
-def run_episodes(
+MAX_RESPONSE_CHARS = 16_384
+
+
+def bounded_response(text: Any, limit: int = MAX_RESPONSE_CHARS) -> tuple[str, int | None]:
+    """A policy's text as the environments, prompts and logs take it: a str of at most `limit`
+    characters (the rest is cut, and the original length returned) that encodes as UTF-8 (a lone
+    surrogate, which a faulty server can send, becomes '?' instead of breaking the next request)."""
+    text = text if isinstance(text, str) else ""
+    cut = len(text) if len(text) > limit else None
+    text = text[:limit]
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text, cut
+
+
+def iter_episodes(
     preset: TaskPreset,
     policy: Policy,
     episodes: Iterable[int],
     seed: int = 0,
     batch_size: int = 32,
     evaluation: bool = True,
-    on_done: Callable[[Trajectory], None] | None = None,
+    max_response_chars: int = MAX_RESPONSE_CHARS,
     **env_overrides: Any,
-) -> list[Trajectory]:
-    """Play the given episode indices; episode i resets with seed `seed + i` (and, for tasks with a fixed
-    route order, route i). Returns the trajectories in the order they finished."""
+) -> Iterator[Trajectory]:
+    """Play the given episode indices and yield each trajectory as it finishes. Episode i resets with
+    seed `seed + i` (and, for tasks with a fixed route order, route i). `episodes` is read lazily, so
+    a range of any length streams in memory bounded by `batch_size`. Answers longer than
+    `max_response_chars` are cut there before they are scored, stored or sent back (the turn records
+    `response_chars`, the length that came)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
-    pending = list(episodes)
+    if max_response_chars < 1:
+        raise ValueError(f"max_response_chars must be positive, not {max_response_chars}")
+    pending = iter(episodes)
     prompt = preset.make_prompt()
     live: list[_Live] = []
-    finished: list[Trajectory] = []
     idle: list[Any] = []  # environments are reused: building one costs far more than a reset
 
     def start(index: int) -> _Live:
@@ -118,31 +140,47 @@ def run_episodes(
         trajectory = Trajectory(preset.name, index, seed + index, dict(info))
         return _Live(env, trajectory, prompt.first_turn(observation, info), info)
 
-    while pending or live:
-        while pending and len(live) < batch_size:
-            live.append(start(pending.pop(0)))
-        responses = policy.generate([Request(preset.name, e.messages, e.info) for e in live])
-        if len(responses) != len(live):
-            raise RuntimeError(f"policy {policy.name} returned {len(responses)} responses for {len(live)} prompts")
-        still = []
-        for episode, response in zip(live, responses, strict=True):
-            point = int(episode.info.get("step_index", 0))
-            observation, reward, terminated, truncated, info = episode.env.step(response.text)
-            done = terminated or truncated
-            turn_info = {k: info[k] for k in _TURN_INFO_KEYS if k in info}
-            episode.trajectory.turns.append(Turn(episode.messages, response.text, float(reward), point, turn_info,
-                                                 response.token_ids, response.logprobs, done))
-            if done:
-                episode.trajectory.success = bool(info.get("success", False))
-                idle.append(episode.env)
-                finished.append(episode.trajectory)
-                if on_done is not None:
-                    on_done(episode.trajectory)
-            else:
-                episode.messages = prompt.next_turn(episode.messages, response.text, observation, info)
-                episode.info = info
-                still.append(episode)
-        live = still
-    for env in idle:
-        env.close()
-    return finished
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(live) < batch_size:
+                index = next(pending, None)
+                if index is None:
+                    exhausted = True
+                else:
+                    live.append(start(index))
+            if not live:
+                return
+            responses = policy.generate([Request(preset.name, e.messages, e.info) for e in live])
+            if len(responses) != len(live):
+                raise RuntimeError(f"policy {policy.name} returned {len(responses)} responses for {len(live)} prompts")
+            still = []
+            for episode, response in zip(live, responses, strict=True):
+                point = int(episode.info.get("step_index", 0))
+                text, cut = bounded_response(response.text, max_response_chars)
+                observation, reward, terminated, truncated, info = episode.env.step(text)
+                done = terminated or truncated
+                turn_info = {k: info[k] for k in _TURN_INFO_KEYS if k in info}
+                if cut is not None:
+                    turn_info["response_chars"] = cut
+                episode.trajectory.turns.append(Turn(episode.messages, text, float(reward), point, turn_info,
+                                                     response.token_ids, response.logprobs, done))
+                if done:
+                    episode.trajectory.success = bool(info.get("success", False))
+                    idle.append(episode.env)
+                    yield episode.trajectory
+                else:
+                    episode.messages = prompt.next_turn(episode.messages, text, observation, info)
+                    episode.info = info
+                    still.append(episode)
+            live = still
+    finally:
+        for episode in live:
+            episode.env.close()
+        for env in idle:
+            env.close()
+
+
+def run_episodes(preset: TaskPreset, policy: Policy, episodes: Iterable[int], **options: Any) -> list[Trajectory]:
+    """`iter_episodes` collected: the trajectories in the order they finished."""
+    return list(iter_episodes(preset, policy, episodes, **options))

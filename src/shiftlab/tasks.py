@@ -106,15 +106,20 @@ def ood_presets(name: str) -> list[TaskPreset]:
 
 
 def check_env_options(tasks: list[str], options: Mapping[str, Any]) -> None:
-    """Raise ValueError unless `options` make a valid environment for every task and leave each task's
-    own settings alone: options that redefine a preset (e.g. the face-card rule) would erase its shift."""
+    """Raise ValueError unless `options` make a valid environment for every task (built and reset once)
+    and leave each task's own settings alone: options that redefine a preset (e.g. the face-card rule)
+    would erase its shift."""
     for name in tasks:
         preset = get_preset(name)
         taken = sorted(set(options) & set(preset.env_kwargs))
         if taken:
             raise ValueError(f"option {taken[0]!r} is set by task {name!r} itself (it defines the task)")
         try:
-            preset.make_env(**options).close()
+            env = preset.make_env(evaluation=True, **options)
+            try:
+                env.reset(seed=0)  # some misfits only show when dealing (a target no hand reaches)
+            finally:
+                env.close()
         except (TypeError, ValueError) as error:
             raise ValueError(f"options do not fit task {name!r}: {str(error).splitlines()[0]}") from None
 

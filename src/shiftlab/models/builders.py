@@ -238,6 +238,10 @@ def build_model(path: str | Path, kind: str = "lm", size: str = "tiny", seed: in
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     _check_size(size)
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"{str(path)!r} exists and is not a directory")
+    if type(seed) is not int or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, not {seed!r}")
     if tokenizer not in TOKENIZERS:
         raise ValueError(f"tokenizer must be one of {TOKENIZERS}, not {tokenizer!r}")
     tok = build_tokenizer(task_corpus(seed=seed), VOCAB_SIZES[size]) if tokenizer == "bpe" else byte_tokenizer()

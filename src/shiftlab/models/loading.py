@@ -16,34 +16,53 @@ from transformers import (
     PreTrainedModel,
 )
 
+from shiftlab.errors import InputError
+
+
+class ModelError(InputError):
+    """A model path or id that does not give a loadable model: missing, not a model, or corrupt files."""
+
 
 def load_pretrained(path: str, processor: Any = None, dtype: str | torch.dtype = "auto") -> tuple[PreTrainedModel, Any]:
     """Model and processor from a directory or a hub id. A path that looks local never reaches the
-    network, so a typo fails at once with the path named instead of as a confusing hub error."""
+    network, so a typo fails at once with the path named instead of as a confusing hub error. Any
+    failure to load (a missing or truncated weights file, a corrupt config or tokenizer) is one
+    ModelError line naming the path and the fault."""
     expanded = os.path.expanduser(path)
     looks_local = (
         os.path.exists(expanded) or expanded.startswith((os.sep, ".", "~")) or os.path.isabs(expanded)
     )
     if looks_local and not os.path.isdir(expanded):
-        raise ValueError(f"HF model path {path!r} does not exist or is not a directory")
+        raise ModelError(f"HF model path {path!r} does not exist or is not a directory")
     source = expanded if looks_local else path
     kwargs: dict[str, Any] = {"local_files_only": True} if looks_local else {}
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot load a Hugging Face model config from {path!r}: {error}") from error
-    if processor is None:
-        try:
-            processor = AutoProcessor.from_pretrained(source, **kwargs)
-        except (OSError, ValueError, TypeError):
-            processor = AutoTokenizer.from_pretrained(source, **kwargs)
+    except Exception as error:  # noqa: BLE001 - transformers raises many kinds for a bad config
+        raise ModelError(f"cannot load a Hugging Face model config from {path!r}: {_fault(error)}") from None
+    try:
+        if processor is None:
+            try:
+                processor = AutoProcessor.from_pretrained(source, **kwargs)
+            except (OSError, ValueError, TypeError, KeyError):
+                processor = AutoTokenizer.from_pretrained(source, **kwargs)
+    except Exception as error:  # noqa: BLE001
+        raise ModelError(f"cannot load the tokenizer or processor of {path!r}: {_fault(error)}") from None
     auto = (
         AutoModelForImageTextToText
         if getattr(config, "vision_config", None) is not None
         else AutoModelForCausalLM
     )
-    model = auto.from_pretrained(source, **{dtype_kwarg(): dtype}, **kwargs)
+    try:
+        model = auto.from_pretrained(source, **{dtype_kwarg(): dtype}, **kwargs)
+    except Exception as error:  # noqa: BLE001 - safetensors, torch and transformers each raise their own
+        raise ModelError(f"cannot load the model weights from {path!r}: {_fault(error)}") from None
     return model, processor
+
+
+def _fault(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0][:300] if lines else 'no details'}"
 
 
 def dtype_kwarg() -> str:

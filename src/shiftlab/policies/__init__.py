@@ -8,11 +8,14 @@ from shiftlab.policies.oracle import ExpertPolicy, RandomPolicy
 POLICY_SPECS = ("expert", "random[:SEED]", "openai:MODEL[@BASE_URL]", "hf:PATH")
 
 
-def make_policy(spec: str) -> Policy:
+def make_policy(spec: str, *, max_tokens: int | None = None, timeout: float | None = None,
+                max_retries: int | None = None) -> Policy:
     """A policy from its command-line spec; raises ValueError naming the accepted forms.
 
     'openai:MODEL' talks to the OpenAI API; 'openai:MODEL@http://host:port/v1' to any compatible
     server, such as `vllm serve`. 'hf:PATH' loads a local Hugging Face model directory (or hub id).
+    `max_tokens` caps each answer of a model policy; `timeout` (seconds per request) and
+    `max_retries` apply to endpoints. None keeps each policy's default.
     """
     kind, _, arg = spec.partition(":")
     if kind == "openai" and arg:
@@ -20,21 +23,24 @@ def make_policy(spec: str) -> Policy:
 
         model, _, base_url = arg.partition("@")
         if model:
-            return OpenAIPolicy(model, base_url or None)
+            options = {"max_tokens": max_tokens, "timeout": timeout, "max_retries": max_retries}
+            return OpenAIPolicy(model, base_url or None, **{k: v for k, v in options.items() if v is not None})
     if kind == "expert" and not arg:
         return ExpertPolicy()
     if kind == "random":
         try:
-            return RandomPolicy(int(arg) if arg else 0)
+            seed = int(arg) if arg else 0
         except ValueError:
-            pass
+            seed = -1
+        if seed >= 0:
+            return RandomPolicy(seed)
     if kind == "hf" and arg:
         try:  # imported here so `import shiftlab` does not pull in torch and transformers
             from shiftlab.policies.hf import HFPolicy
         except ImportError as error:
             raise ValueError(f"hf policies need torch and transformers ({error.name} is missing): "
                              "pip install 'shiftlab[hf]'") from None
-        return HFPolicy(arg)
+        return HFPolicy(arg, **({"max_new_tokens": max_tokens} if max_tokens is not None else {}))
     raise ValueError(f"unknown policy {spec!r}; use one of: {', '.join(POLICY_SPECS)}")
 
 

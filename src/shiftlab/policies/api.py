@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from shiftlab.errors import DependencyError
 from shiftlab.policies.base import Request, Response
 from shiftlab.prompts import Message
 
 
-class PolicyError(RuntimeError):
+class PolicyError(DependencyError):
     """A policy that cannot answer: an unreachable endpoint, a refused key, an unknown model."""
 
 
@@ -49,6 +50,11 @@ def to_openai(messages: Sequence[Message]) -> list[dict[str, Any]]:
 
 
 class OpenAIPolicy:
+    """A chat endpoint as a policy. A server that fails (no answer within `timeout` seconds after
+    `max_retries` retries, an error status, a body that is not a chat completion) raises PolicyError
+    with one line saying what came back; a reply whose text is missing (a refusal, a tool call) is
+    the empty answer, which the task's verifier scores like any other."""
+
     def __init__(
         self,
         model: str,
@@ -65,17 +71,24 @@ class OpenAIPolicy:
 
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if not timeout > 0 or timeout == float("inf"):
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if max_retries < 0 or max_tokens < 1:
+            raise ValueError("max_retries must be >= 0 and max_tokens >= 1")
         self.model = model
         self.base_url = base_url
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.concurrency = concurrency
+        self.timeout = float(timeout)
+        self.max_retries = int(max_retries)
         self.name = f"openai:{model}" + (f"@{base_url}" if base_url else "")
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"  # local servers accept any key
-        self._client = openai.OpenAI(api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries)
-        self._errors = (openai.APIConnectionError, openai.APIStatusError)
+        self._client = openai.OpenAI(api_key=key, base_url=base_url, timeout=self.timeout, max_retries=self.max_retries)
+        self._openai = openai
 
     def _one(self, request: Request) -> Response:
+        openai, where = self._openai, self.base_url or "the OpenAI API"
         try:
             completion = self._client.chat.completions.create(
                 model=self.model,
@@ -83,13 +96,44 @@ class OpenAIPolicy:
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
             )
-        except self._errors as error:
-            where = self.base_url or "the OpenAI API"
-            raise PolicyError(f"{self.name}: {where} did not answer: {type(error).__name__}: {error}") from None
-        return Response(completion.choices[0].message.content or "")
+        except openai.APITimeoutError:
+            raise PolicyError(f"{self.name}: {where} did not answer within {self.timeout:g} s "
+                              f"({self.max_retries + 1} tries; --timeout and --retries set these)") from None
+        except (openai.APIConnectionError, openai.APIStatusError) as error:
+            raise PolicyError(f"{self.name}: {where} did not answer: {type(error).__name__}: {_line(error)}") from None
+        except (openai.APIError, ValueError) as error:  # a body that is not JSON, or not a completion
+            raise PolicyError(f"{self.name}: {where} sent a malformed response: {type(error).__name__}: "
+                              f"{_line(error)}") from None
+        text = _completion_text(completion)
+        if text is None:
+            raise PolicyError(f"{self.name}: {where} sent a malformed response: no choices with a message "
+                              f"(got {_line(repr(completion))})")
+        return Response(text)
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         if len(requests) <= 1 or self.concurrency == 1:
             return [self._one(r) for r in requests]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
             return list(pool.map(self._one, requests))
+
+
+def _completion_text(completion: Any) -> str | None:
+    """The first choice's text; None when the body has no choice with a message. Content that is not a
+    string is read as a list of text parts (some servers send that) or as no text."""
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        return None
+    message = getattr(choices[0], "message", None)
+    if message is None:
+        return None
+    content = getattr(message, "content", None)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _line(value: Any, limit: int = 200) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit] + "..."

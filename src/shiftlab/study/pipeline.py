@@ -23,7 +23,7 @@ from typing import Any
 
 from shiftlab.provenance import machine, versions
 from shiftlab.study.config import PAPER_PRESETS, StudyConfig
-from shiftlab.training.config import ConfigError, check_same_run, to_yaml
+from shiftlab.training.config import ConfigError, check_same_run, output_directory, to_yaml
 
 # Env seeds of episode k in each stage: disjoint ranges, so no evaluation episode is a training episode.
 # Evaluation uses seeds 0.. like `shiftlab eval`, so the study's numbers compare with a plain evaluation.
@@ -40,8 +40,7 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
     config.validate()
     if config.model is None and config.preset in PAPER_PRESETS:
         raise ConfigError(f"preset {config.preset!r} reproduces the paper on a real checkpoint: give --model")
-    output = Path(config.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+    output = output_directory(config.output_dir)
     check_same_run(config, output, [k for k in _as_dict(config) if k != "output_dir"])
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
     stages = output / "stages"

@@ -17,8 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from shiftlab.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A config file or flag that cannot be used; the message is one line naming the key."""
 
 
@@ -97,6 +99,18 @@ def resume_point(config: Any, output: Path, last: Path | None, marker: str, keys
     return last
 
 
+def output_directory(path: str | Path, key: str = "output_dir") -> Path:
+    """The run's directory, created if needed; a path that is a file or cannot be made is a ConfigError."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{key} {str(path)!r} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create {key} {str(path)!r}: {error.strerror or error}") from None
+    return out
+
+
 def check_same_run(config: Any, output: Path, keys: Iterable[str]) -> None:
     """A run resumed in `output` must keep the settings that shape it: refuse a change to any of `keys`
     against the `config.yaml` saved there."""
@@ -105,7 +119,13 @@ def check_same_run(config: Any, output: Path, keys: Iterable[str]) -> None:
     saved_path = Path(output) / "config.yaml"
     if not saved_path.is_file():
         return
-    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    try:
+        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise ConfigError(f"{str(saved_path)!r} is not readable YAML; cannot tell whether this is the same "
+                          "run: use a new output_dir") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{str(saved_path)!r} is not a saved run config; use a new output_dir")
     current = dataclasses.asdict(config)
     for key in keys:
         if key in saved and saved[key] != current[key]:

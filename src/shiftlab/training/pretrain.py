@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -125,11 +124,11 @@ class PretrainConfig:
 def pretrain(config: PretrainConfig, **sft_overrides: Any):
     """Build the model, build the mixture, train; returns the SFT result (its final model is the base)."""
     from shiftlab.models.builders import build_model
-    from shiftlab.training.config import load_config
+    from shiftlab.training.config import load_config, output_directory
     from shiftlab.training.expert_data import build_dataset
     from shiftlab.training.sft import SFTRunConfig, run_sft
 
-    output = Path(config.output_dir)
+    output = output_directory(config.output_dir)
     initial = output / "initial"
     if not (initial / "config.json").is_file():
         build_model(initial, kind=config.kind, size=config.size, seed=config.seed, tokenizer=config.tokenizer)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from shiftlab.training.config import ConfigError, resume_point, to_yaml
+from shiftlab.training.config import ConfigError, output_directory, resume_point, to_yaml
 
 RESUME_KEYS = ("model", "data", "tasks", "env", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
                "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
@@ -122,8 +122,7 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     from shiftlab.training.compute import flop_parameters, read_compute, write_compute
     from shiftlab.training.run_log import JsonlLog
 
-    output = Path(config.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+    output = output_directory(config.output_dir)
     last = get_last_checkpoint(str(output)) if output.is_dir() else None
     resume_from = resume_point(config, output, Path(last) if last else None, "trainer_state.json", RESUME_KEYS)
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")

@@ -125,7 +125,7 @@ class GeneralPointsEnv(gym.Env):
                     ranks[slot] = first_face + int(row[slot] * face)
                 if is_solvable([self._rank_values[r] for r in ranks], self.target):
                     return tuple([RANKS[r] for r in ranks]), tuple([suits[int(u * len(suits))] for u in row[n : 2 * n]])
-        raise RuntimeError(
+        raise ValueError(
             f"no solvable hand found in {_MAX_DEALS} deals: is target={self.target} reachable with "
             f"{self.num_cards} cards under this rule?"
         )

@@ -3,6 +3,7 @@ to end without the dataset (and so users can hand procedural cities to other V-I
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from shiftlab.envs.virl.data import export_dataset
@@ -13,6 +14,8 @@ from shiftlab.envs.virl.sources import DISTRICTS, MAPPING_RADIUS_M
 from shiftlab.envs.virl.world import build_world
 
 _SAMPLE_STEP_M = 4.0
+MAX_ROUTES = 10_000
+MIN_PANO_WIDTH, MAX_PANO_WIDTH = 64, 8192  # 8192 x 4096 is the largest street-view panorama in common use
 
 
 def _path_points(record: dict) -> list[LatLng]:
@@ -38,6 +41,16 @@ def export_procedural(
     position a rail can snap to (every ~4 m along each route, within the 20 m mapping radius)."""
     if split not in DISTRICTS:
         raise ValueError(f"split must be one of {tuple(DISTRICTS)}, not {split!r}")
+    if type(routes) is not int or not 1 <= routes <= MAX_ROUTES:
+        raise ValueError(f"routes must be from 1 to {MAX_ROUTES}, not {routes!r}")
+    if type(pano_width) is not int or not MIN_PANO_WIDTH <= pano_width <= MAX_PANO_WIDTH or pano_width % 2:
+        raise ValueError(f"pano width must be an even number of pixels from {MIN_PANO_WIDTH} to {MAX_PANO_WIDTH}, "
+                         f"not {pano_width!r}")
+    if not math.isfinite(rotation):
+        raise ValueError(f"rotation must be a finite number of degrees, not {rotation!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{str(out)!r} exists and is not a directory")
     world = build_world(city, DISTRICTS[split])
     records = [route_record(world, i, lengths) for i in range(routes)]
     panos: dict[str, LatLng] = {}
@@ -51,6 +64,5 @@ def export_procedural(
         x, y = to_xy(world.anchor, geocode)
         return render_panorama(world.scene, x, y, width=pano_width, height=pano_width // 2)
 
-    out = Path(out_dir)
     export_dataset(records, [(geocode, pano_id) for pano_id, geocode in panos.items()], out, render, rotation=rotation)
     return out

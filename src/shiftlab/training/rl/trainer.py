@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shiftlab.training.config import ConfigError, resume_point, to_yaml
+from shiftlab.training.config import ConfigError, output_directory, resume_point, to_yaml
 from shiftlab.training.rl import objectives as obj
 from shiftlab.training.rl.config import RESUME_KEYS, RLConfig
 from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs, sort_key
@@ -99,8 +99,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         check_env_options(list(dict.fromkeys([config.task, *eval_tasks])), config.env)
     except ValueError as error:
         raise ConfigError(f"config key 'env': {error}") from None
-    output = Path(config.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+    output = output_directory(config.output_dir)
     resume_from = resume_point(config, output, (_checkpoints(output) or [None])[-1], "state.json", RESUME_KEYS)
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
