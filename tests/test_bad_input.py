@@ -77,6 +77,27 @@ def a_file(tmp_path) -> str:
          ["num_cards"]),
         (["study", "--preset", "tiny", "--output-dir", "{file}"], ["not a directory"]),
         (["build-model", "--size", "tiny", "--out", "{file}"], ["not a directory"]),
+        (["build-model", "--seed", "99999999999999999999", "--out", "{tmp}/m"], ["--seed", "at most"]),
+        (["sft-data", "--tasks", "gp-l", "--revisions", "1000000000", "--out", "{tmp}/d"], ["revisions"]),
+        (["sft-data", "--tasks", "gp-l", "--episodes", "100000000", "--out", "{tmp}/d"], ["episodes"]),
+        (["sft-data", "--tasks", "gp-l", "--env", "face_cards_as_ten=false", "--out", "{tmp}/d"], ["set by task"]),
+        (["sft-data", "--tasks", "gp-l", "--env", "rewards=5", "--out", "{tmp}/d"], ["RewardTable"]),
+        (["sft-data", "--tasks", "gp-l", "--env", "target=abc", "--out", "{tmp}/d"], ["'abc'"]),
+        (["sft-data", "--tasks", "gp-l", "--out", "{file}"], ["not a directory"]),
+        (["sft", "--model", "{tmp}/m", "--tasks", "gp-l", "--learning-rate", "nan"], ["learning_rate", "finite"]),
+        (["sft", "--model", "{tmp}/m", "--tasks", "gp-l", "--max-grad-norm", "-1"], ["max_grad_norm"]),
+        (["sft", "--model", "{tmp}/m", "--tasks", "gp-l", "--seed", "-1"], ["seed"]),
+        (["sft", "--model", "{tmp}/m", "--tasks", "gp-l", "--episodes", "100000000"], ["episodes"]),
+        (["sft", "--config", "{tmp}"], ["not a regular file"]),
+        (["rl", "--model", "{tmp}/m", "--learning-rate", "inf"], ["learning_rate", "finite"]),
+        (["rl", "--model", "{tmp}/m", "--prompts-per-step", "100000000"], ["per step"]),
+        (["rl", "--model", "{tmp}/m", "--max-new-tokens", "100000000"], ["max_new_tokens"]),
+        (["rl", "--model", "{tmp}/m", "--weight-decay", "-1"], ["weight_decay"]),
+        (["pretrain", "--output-dir", "{tmp}/p", "--support", "-5"], ["support"]),
+        (["study", "--preset", "tiny", "--metric", "bogus", "--output-dir", "{tmp}/s"], ["metric"]),
+        (["study", "--preset", "tiny", "--pretrain", "{{episodes: -1}}", "--output-dir", "{tmp}/s"], ["episodes"]),
+        (["study", "--preset", "tiny", "--pretrain", "{{output_dir: x}}", "--output-dir", "{tmp}/s"], ["output_dir"]),
+        (["study", "--preset", "tiny", "--checkpoints", "1000000000", "--output-dir", "{tmp}/s"], ["checkpoints"]),
     ],
 )
 def test_bad_command_lines_are_one_line_and_exit_2(args, words, tmp_path, a_file):
@@ -84,9 +105,12 @@ def test_bad_command_lines_are_one_line_and_exit_2(args, words, tmp_path, a_file
     assert_one_line(shiftlab(*args), 2, *words)
 
 
-def test_success_is_not_reported_when_nothing_was_written(tmp_path, a_file):
+def test_success_is_not_reported_when_nothing_was_written(tmp_path, a_file, tiny_text_model):
     result = shiftlab("build-model", "--size", "tiny", "--out", a_file)
     assert "built" not in result.stdout and Path(a_file).read_text() == "not a directory"
+    result = shiftlab("build-model", "--size", "tiny", "--kind", "lm", "--out", tiny_text_model)
+    assert_one_line(result, 2, "already holds a model")
+    assert "built" not in result.stdout
 
 
 def test_virl_check_decodes_the_panoramas(tmp_path):
@@ -105,11 +129,14 @@ def test_virl_check_decodes_the_panoramas(tmp_path):
 def test_disk_full_during_eval_is_exit_1(tmp_path):
     out = tmp_path / "eval"
     out.mkdir()
-    (out / "results.json").symlink_to("/dev/full")  # every write there fails with ENOSPC
+    (out / "results.json.tmp").symlink_to("/dev/full")  # results are written beside, then renamed
     err = assert_one_line(shiftlab("eval", "--policy", "random", "--tasks", "gp-l", "--episodes", "3",
                                    "--out", str(out), "--quiet"), 1, "No space left on device")
     assert str(out) in err
     assert len((out / "trajectories" / "gp-l.jsonl").read_text().splitlines()) == 3  # the episodes are kept
+    assert not (out / "results.json.tmp").exists()  # the failed write cleaned up after itself
+    assert shiftlab("eval", "--policy", "random", "--tasks", "gp-l", "--episodes", "3", "--out", str(out),
+                    "--quiet").returncode == 0  # and the directory is not spoiled for the rerun
 
 
 def test_a_write_that_fails_mid_run_is_exit_1_and_keeps_what_was_written(tmp_path):
@@ -195,3 +222,42 @@ def test_debug_shows_the_traceback(truncated_model, tmp_path):
     result = shiftlab("eval", "--policy", f"hf:{truncated_model}", "--tasks", "gp-l", "--episodes", "1",
                       "--out", str(tmp_path / "e"), "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_verify_reads_a_bounded_answer_from_an_endless_stdin():
+    with open("/dev/zero", "rb") as zeros:
+        result = subprocess.run([sys.executable, "-m", "shiftlab", "verify", "--cards", "8,3,8,3", "-"], stdin=zeros,
+                                capture_output=True, text=True, timeout=60, env=ENV)
+    assert result.returncode == 0 and result.stdout.startswith("illegal_formula -3"), result.stderr
+
+
+def test_debug_keeps_the_exit_status(tmp_path):
+    result = shiftlab("eval", "--tasks", " , ", "--out", str(tmp_path), "--debug")
+    assert result.returncode == 2 and "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("shiftlab eval: error: no task")
+
+
+def test_nested_json_is_a_line_not_a_recursion_error(tmp_path):
+    out = tmp_path / "eval"
+    (out / "trajectories").mkdir(parents=True)
+    (out / "trajectories" / "gp-l.jsonl").write_text("[" * 100_000 + "\n")
+    args = ("eval", "--policy", "random", "--tasks", "gp-l", "--episodes", "2", "--out", str(out), "--quiet")
+    assert shiftlab(*args).returncode == 0  # the line is skipped
+    (out / "run.json").write_text("[" * 100_000)
+    assert_one_line(shiftlab(*args), 2, "run.json")
+    config = tmp_path / "deep.yaml"
+    config.write_text("a: " + "[" * 20_000)
+    assert_one_line(shiftlab("sft", "--config", str(config)), 2, "deep.yaml")
+
+
+@pytest.fixture(scope="module")
+def tiny_text_model(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from shiftlab.models.builders import build_model
+
+    return str(build_model(tmp_path_factory.mktemp("text") / "m", kind="lm", size="tiny", seed=0))
+
+
+def test_a_text_model_on_an_image_task_is_one_line(tiny_text_model, tmp_path):
+    assert_one_line(shiftlab("eval", "--policy", f"hf:{tiny_text_model}", "--tasks", "gp-vl", "--episodes", "1",
+                             "--resolution", "64", "--out", str(tmp_path / "e"), "--quiet"), 2, "text-only")

@@ -253,7 +253,7 @@ def test_cli_runs_a_config_file_and_rejects_bad_ones(tiny_lm, tmp_path, capsys):
     assert "unknown task 'gp-x'" in err and len(err.strip().splitlines()) == 1
     assert main(["rl", "--config", str(config), "--env", "{no_such_option: 1}", "--output-dir",
                  str(tmp_path / "bad")]) == 2
-    assert "do not fit task" in capsys.readouterr().err
+    assert "unknown environment option 'no_such_option'" in capsys.readouterr().err
     assert main(["rl", "--config", str(config), "--env", "{face_cards_as_ten: false}", "--output-dir",
                  str(tmp_path / "bad")]) == 2
     assert "'face_cards_as_ten' is set by task 'gp-l'" in capsys.readouterr().err

@@ -118,3 +118,31 @@ def test_bad_settings_are_one_clear_line(tmp_path, capsys):
     assert config.rl == {**quickstart["rl"], "steps": 20} and config.env == {**quickstart["env"], "target": 12}
     with pytest.raises(ConfigError, match="set by the study"):
         load_config(StudyConfig, overrides={"sft": {"max_steps": 3}})
+
+
+def test_a_damaged_stage_record_runs_that_stage_again(study, tmp_path):
+    import shutil
+
+    out, whole, _ = study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "stages" / "eval-init.json").write_text('{"cut short')
+    (copy / "stages" / "rl.json").write_text("[]")
+    lines = []
+    again = pipeline.run_study(_tiny(copy), log=lines.append)
+    redone = {line.split()[1] for line in lines if line.endswith("...")}
+    assert redone == {"eval-init", "rl"}
+    assert {k: again["results"][k] for k in STABLE} == {k: whole["results"][k] for k in STABLE}
+
+
+def test_a_preset_named_in_the_config_file_applies_its_settings(tmp_path):
+    from shiftlab.cli import _study_preset, build_parser
+
+    config = tmp_path / "study.yaml"
+    config.write_text("preset: tiny\neval_episodes: 4\n")
+    args = build_parser().parse_args(["study", "--config", str(config)])
+    assert _study_preset(args) == "tiny"
+    settings = _config(StudyConfig, args, defaults=preset_values("tiny"))
+    assert settings.build_size == "tiny" and settings.eval_episodes == 4
+    assert _study_preset(build_parser().parse_args(["study", "--preset", "quickstart", "--config", str(config)])) \
+        == "quickstart"

@@ -86,8 +86,10 @@ def test_env_options_must_fit_every_task_and_keep_its_shift():
         check_env_options(["gp-l", "gp-l/rule-ood"], {"face_cards_as_ten": False})
     with pytest.raises(ValueError, match="do not fit task 'gp-l'.*num_cards"):
         check_env_options(["gp-l"], {"num_cards": 0})
-    with pytest.raises(ValueError, match="do not fit task 'gp-l'"):
+    with pytest.raises(ValueError, match="unknown environment option 'no_such_option' for task 'gp-l'; options: .*target"):
         check_env_options(["gp-l"], {"no_such_option": 1})
+    with pytest.raises(ValueError, match="no solvable hand"):  # only dealing shows it
+        check_env_options(["gp-l"], {"target": 99_999})
 
 
 def test_text_prompt_states_task_rule_target_cards_and_keys():

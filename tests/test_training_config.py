@@ -97,3 +97,78 @@ def test_sft_config_checks_and_round_trips(tmp_path):
     path = tmp_path / "saved.yaml"
     path.write_text(to_yaml(config))
     assert load_config(SFTRunConfig, path) == config
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("learning_rate", "nan", "finite"), ("learning_rate", "inf", "finite"), ("weight_decay", "-1", "weight_decay"),
+    ("max_grad_norm", "0", "max_grad_norm"), ("lora_alpha", "0", "lora_alpha"), ("save_total_limit", "0", "save_total_limit"),
+    ("seed", "-1", "'seed' must be from 0"), ("seed", str(2**32), "'seed' must be from 0"),
+    ("data_seed", "-5", "'data_seed'"), ("episodes", str(10**8), "episodes"), ("revisions", "21", "revisions"),
+    ("epochs", "0", "epochs"),
+])
+def test_sft_settings_out_of_range_are_refused_before_any_work(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(SFTRunConfig, overrides={"model": "m", "tasks": ["gp-l"], key: value})
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("learning_rate", "nan", "finite"), ("kl_coef", "nan", "finite"), ("temperature", "1e30", "temperature"),
+    ("adam_eps", "-1", "adam_eps"), ("value_clip", "-1", "value_clip"), ("lora_dropout", "2", "lora_dropout"),
+    ("seed", "-1", "seed"), ("max_new_tokens", str(10**8), "max_new_tokens"), ("value_hidden", str(10**9), "value_hidden"),
+    ("prompts_per_step", str(10**8), "per step"), ("eval_episodes", str(10**9), "eval_episodes"),
+    ("rollout_batch_size", "5000", "rollout_batch_size"), ("warmup_steps", str(10**20), "warmup_steps"),
+])
+def test_rl_settings_out_of_range_are_refused(key, value, message):
+    from shiftlab.training.rl.config import RLConfig
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(RLConfig, overrides={"model": "m", key: value})
+
+
+def test_pretrain_and_study_settings_are_checked_up_front():
+    from shiftlab.study.config import StudyConfig
+    from shiftlab.training.pretrain import PretrainConfig
+
+    with pytest.raises(ConfigError, match="support"):
+        load_config(PretrainConfig, overrides={"output_dir": "x", "support": -5})
+    for values, message in [({"metric": "bogus"}, "metric"), ({"checkpoints": 10**9}, "checkpoints"),
+                            ({"pretrain": {"episodes": -1}}, "in `pretrain`"),
+                            ({"pretrain": {"output_dir": "y"}}, "set by the study")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(StudyConfig, overrides=values)
+
+
+def test_config_files_that_cannot_be_configs(tmp_path):
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(Example, tmp_path)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: " + "[" * 20_000)
+    with pytest.raises(ConfigError, match="nested too deeply|not valid YAML"):
+        load_config(Example, deep)
+
+
+def test_damaged_checkpoints_are_named_before_anything_loads(tmp_path):
+    from shiftlab.training.rl.config import RLConfig
+    from shiftlab.training.rl.trainer import run_rl
+    from shiftlab.training.sft import run_sft
+
+    (tmp_path / "sft" / "checkpoint-3").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="checkpoint-3.*incomplete"):
+        run_sft(load_config(SFTRunConfig, overrides={"model": "m", "tasks": ["gp-l"], "output_dir": str(tmp_path / "sft")}))
+    (tmp_path / "rl" / "checkpoint-000002").mkdir(parents=True)
+    (tmp_path / "rl" / "checkpoint-000002" / "state.json").write_bytes(b"\xff\xfe junk")
+    with pytest.raises(ConfigError, match="no readable state.json"):
+        run_rl(load_config(RLConfig, overrides={"model": "m", "output_dir": str(tmp_path / "rl")}))
+
+
+def test_a_run_log_with_junk_lines_keeps_its_records(tmp_path):
+    from shiftlab.training.run_log import JsonlLog
+
+    log = JsonlLog(tmp_path / "log.jsonl")
+    log.write({"step": 1, "loss": 2.0})
+    with open(log.path, "ab") as handle:
+        handle.write(b"\xff\xfe\x00 junk\n[1, 2]\n" + b"[" * 50_000 + b"\n")
+    log.write({"step": 2, "loss": 1.0})
+    log.write({"step": 3, "loss": 0.5})
+    log.truncate_after(2)
+    assert log.read() == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]

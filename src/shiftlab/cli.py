@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shiftlab import __version__
+from shiftlab.envs.response import MAX_RESPONSE_CHARS as MAX_ANSWER_CHARS
 from shiftlab.errors import DependencyError, InputError
 from shiftlab.evaluation import MAX_BATCH_SIZE
 from shiftlab.rollout import MAX_RESPONSE_CHARS
@@ -41,6 +45,16 @@ def _count(minimum: int):
 
     parse.__name__ = "int"
     return parse
+
+
+def _seed(text: str) -> int:
+    value = _count(0)(text)
+    if value > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"must be at most {2**32 - 1}, not {value}")
+    return value
+
+
+_seed.__name__ = "seed"
 
 
 def _seconds(text: str) -> float:
@@ -137,7 +151,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     ranks = [normalize_rank(c) for c in cards]
     if not ranks or None in ranks:
         raise UsageError(f"--cards must be card names like A,3,K,6, not {args.cards!r}")
-    response = sys.stdin.read() if args.answer == "-" else args.answer
+    # Anything past the verifier's limit scores the same, so more is never read (stdin may not end).
+    response = sys.stdin.read(MAX_ANSWER_CHARS + 1) if args.answer == "-" else args.answer
     values = [rank_value(r, not args.face_values) for r in ranks]
     verdict = verify(response, values, args.target, cards=ranks, check_recognition=args.check_cards)
     print(f"{verdict.outcome.value} {verdict.reward:+g}: {verdict.feedback}")
@@ -151,6 +166,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from shiftlab.policies import make_policy
 
     presets = _tasks(args.tasks)
+    if args.quiet and args.policy.startswith("hf:") and not _missing("transformers"):
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
     try:
         policy = make_policy(args.policy, max_tokens=args.max_tokens, timeout=args.timeout, max_retries=args.retries)
     except ValueError as error:
@@ -215,12 +234,10 @@ def _missing(module: str) -> bool:
 
 
 def _config(cls, args: argparse.Namespace, defaults: dict | None = None):
-    from shiftlab.training.config import ConfigError, flag_overrides, load_config
+    """Settings from a preset's values, the YAML file and the flags; a ConfigError is an InputError (exit 2)."""
+    from shiftlab.training.config import flag_overrides, load_config
 
-    try:
-        return load_config(cls, getattr(args, "config", None), flag_overrides(args, cls), defaults)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
+    return load_config(cls, getattr(args, "config", None), flag_overrides(args, cls), defaults)
 
 
 def cmd_build_model(args: argparse.Namespace) -> int:
@@ -237,6 +254,7 @@ def cmd_build_model(args: argparse.Namespace) -> int:
 
 def cmd_sft_data(args: argparse.Namespace) -> int:
     _training_imports("sft-data")
+    from shiftlab.tasks import check_env_options
     from shiftlab.training.expert_data import Source, build_dataset
 
     env = {}
@@ -245,13 +263,16 @@ def cmd_sft_data(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise UsageError(f"--env takes KEY=VALUE, not {item!r}")
         env[key] = _literal(value)
-    if args.revisions < 0:
-        raise UsageError("--revisions must be >= 0")
+    presets = _tasks(args.tasks)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out!r} exists and is not a directory")
     try:
-        sources = [Source(p.name, args.episodes, env, args.revisions) for p in _tasks(args.tasks)]
-        dataset = build_dataset(sources, seed=args.seed)
-    except (KeyError, ValueError, TypeError) as error:
-        raise UsageError(str(error).strip("'\"")) from None
+        check_env_options([p.name for p in presets], env)
+        sources = [Source(p.name, args.episodes, env, args.revisions) for p in presets]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    dataset = build_dataset(sources, seed=args.seed)
     dataset.save_to_disk(args.out)
     print(f"wrote {len(dataset)} conversations from {len(sources)} task(s) to {args.out}")
     return 0
@@ -267,14 +288,9 @@ def _literal(text: str):
 
 def cmd_sft(args: argparse.Namespace) -> int:
     _training_imports("sft")
-    from shiftlab.training.config import ConfigError
     from shiftlab.training.sft import SFTRunConfig, run_sft
 
-    config = _config(SFTRunConfig, args)
-    try:
-        result = run_sft(config)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
+    result = run_sft(_config(SFTRunConfig, args))
     print(f"trained {result.steps} steps on {result.tokens:,} tokens ({result.flops:.3g} FLOPs); "
           f"model in {result.final_model}")
     return 0
@@ -282,14 +298,9 @@ def cmd_sft(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     _training_imports("pretrain")
-    from shiftlab.training.config import ConfigError
     from shiftlab.training.pretrain import PretrainConfig, pretrain
 
-    config = _config(PretrainConfig, args)
-    try:
-        result = pretrain(config)
-    except (ConfigError, ValueError) as error:
-        raise UsageError(str(error).splitlines()[0]) from None
+    result = pretrain(_config(PretrainConfig, args))
     print(f"pretrained {result.steps} steps on {result.tokens:,} tokens ({result.flops:.3g} FLOPs); "
           f"base model in {result.final_model}")
     return 0
@@ -297,15 +308,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_rl(args: argparse.Namespace) -> int:
     _training_imports("rl")
-    from shiftlab.training.config import ConfigError
     from shiftlab.training.rl.config import RLConfig
     from shiftlab.training.rl.trainer import run_rl
 
-    config = _config(RLConfig, args)
-    try:
-        result = run_rl(config)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
+    result = run_rl(_config(RLConfig, args))
     last = next((e for e in reversed(result.log) if e.get("kind") == "train"), {})
     print(f"trained {result.steps} RL steps ({result.flops:.3g} FLOPs in all), last episode reward "
           f"{last.get('reward/episode_mean', float('nan')):.3g}, success {last.get('success_rate', float('nan')):.3g}; "
@@ -313,17 +319,25 @@ def cmd_rl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_preset(args: argparse.Namespace) -> str | None:
+    """--preset, or else a known preset named by the config file's `preset` key (which means the same)."""
+    if args.preset is not None or args.config is None:
+        return args.preset
+    from shiftlab.study.config import PRESETS
+    from shiftlab.training.config import read_yaml
+
+    named = read_yaml(Path(args.config)).get("preset")
+    return named if isinstance(named, str) and named in PRESETS else None
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     _training_imports("study")
     from shiftlab.study.config import StudyConfig, preset_values
     from shiftlab.study.pipeline import run_study
-    from shiftlab.training.config import ConfigError
 
-    config = _config(StudyConfig, args, defaults=preset_values(args.preset) if args.preset else None)
-    try:
-        run_study(config)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
+    preset = _study_preset(args)
+    config = _config(StudyConfig, args, defaults=preset_values(preset) if preset else None)
+    run_study(config)
     return 0
 
 
@@ -361,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--task", default="all", help="preset name(s), comma-separated, or 'all' (default)")
     play.add_argument("--policy", choices=["expert", "random"], default="expert",
                       help="expert: always correct; random: random operators, revised with feedback")
-    play.add_argument("--seed", type=_count(0), default=0, help="seed of the first episode (default 0)")
+    play.add_argument("--seed", type=_seed, default=0, help="seed of the first episode (default 0)")
     play.add_argument("--episodes", type=_count(1), default=1, help="episodes per task, seeds seed..seed+N-1")
     play.add_argument("--out", default="runs/play", help="output directory (default runs/play)")
     play.add_argument("--quiet", action="store_true", help="print one summary line per episode")
@@ -377,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--tasks", default="all", help="preset names, comma-separated, or 'all'")
     evaluation.add_argument("--episodes", type=_count(1), default=100,
                             help="episodes per task (default 100); any number streams, and an interrupted run resumes")
-    evaluation.add_argument("--seed", type=_count(0), default=0, help="episode i uses seed SEED+i (default 0)")
+    evaluation.add_argument("--seed", type=_seed, default=0, help="episode i uses seed SEED+i (default 0)")
     evaluation.add_argument("--batch-size", type=_count(1), default=32,
                             help=f"episodes stepped together, at most {MAX_BATCH_SIZE} (default 32)")
     evaluation.add_argument("--resolution", type=int, default=None, help="override the image resolution")
@@ -440,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--kind", choices=["lm", "vlm"], default="lm", help="lm (default) or vlm")
     build.add_argument("--size", choices=["tiny", "small"], default="small", help="size preset (default small)")
     build.add_argument("--tokenizer", choices=["bpe", "byte"], default="bpe", help="tokenizer (default bpe)")
-    build.add_argument("--seed", type=_count(0), default=0, help="initialisation seed (default 0)")
+    build.add_argument("--seed", type=_seed, default=0, help="initialisation seed (default 0)")
     build.set_defaults(run=cmd_build_model)
 
     data = commands.add_parser(
@@ -451,9 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--tasks", required=True, help="preset names, comma-separated, or 'all'")
     data.add_argument("--episodes", type=_count(1), default=1000, help="episodes per task (default 1000)")
-    data.add_argument("--seed", type=_count(0), default=0, help="seed of the first episode (default 0)")
+    data.add_argument("--seed", type=_seed, default=0, help="seed of the first episode (default 0)")
     data.add_argument("--revisions", type=_count(0), default=0,
-                      help="wrong answers with feedback before each expert answer")
+                      help="wrong answers with feedback before each expert answer (at most 20)")
     data.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment option, e.g. target=12")
     data.add_argument("--out", required=True, help="dataset directory")
     data.set_defaults(run=cmd_sft_data)
@@ -514,6 +528,11 @@ def _one_line(text: str) -> str:
     return "; ".join([head, *(line.removeprefix("- ") for line in rest)])
 
 
+# A path the user gave that is the wrong kind of thing, or is not theirs to write: their input to fix.
+_PATH_ERRNOS = {errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENOENT, errno.EACCES, errno.EPERM,
+                errno.ENAMETOOLONG, errno.EROFS, errno.ELOOP}
+
+
 def _failure(error: BaseException) -> tuple[int, str]:
     """Exit status and one line for an error: 2 for what the user gave, 1 for what failed under them."""
     if isinstance(error, InputError):
@@ -522,15 +541,19 @@ def _failure(error: BaseException) -> tuple[int, str]:
         return 1, _one_line(str(error))
     if isinstance(error, MemoryError):
         return 1, "out of memory"
+    if isinstance(error, RecursionError):
+        return 2, "an input is nested too deeply to read"
     if isinstance(error, OSError):
         where = f": {error.filename}" if error.filename else ""
-        return 1, f"{error.strerror or _one_line(str(error))}{where}"
+        return (2 if error.errno in _PATH_ERRNOS else 1), f"{error.strerror or _one_line(str(error))}{where}"
     return 1, f"unexpected {type(error).__name__}: {_one_line(str(error))[:300]} (rerun with --debug for the traceback)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The hub client logs each retry of an unreachable host; the error that follows says it in one line.
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     try:
         return args.run(args)
     except KeyboardInterrupt:
@@ -542,9 +565,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as error:
-        if args.debug:
-            raise
         code, line = _failure(error)
+        if args.debug:
+            traceback.print_exc()
         print(f"shiftlab {args.command}: error: {line}", file=sys.stderr)
         return code
 

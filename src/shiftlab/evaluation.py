@@ -24,6 +24,8 @@ from shiftlab.rollout import MAX_RESPONSE_CHARS, iter_episodes
 from shiftlab.tasks import check_env_options, get_preset
 
 RUN_FILE = "run.json"
+# The figures a report can put first (`task_metrics` computes the last two where they apply).
+METRICS = ("success_rate", "mean_reward", "step_accuracy", "recognition_accuracy")
 
 
 class EvaluationError(InputError):
@@ -141,7 +143,7 @@ def _read_records(path: Path, task: str, episodes: int) -> dict[int, dict]:
         for line in handle:
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if _is_record(record, task) and 0 <= record["episode"] < episodes:
                 records[record["episode"]] = _summary(record)
@@ -150,10 +152,10 @@ def _read_records(path: Path, task: str, episodes: int) -> dict[int, dict]:
 
 def _check_run(out: Path, run: dict[str, Any]) -> None:
     path = out / RUN_FILE
-    if path.exists():
+    if path.exists() and path.stat().st_size > 0:  # empty: a write that a full disk cut short
         try:
             previous = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             raise EvaluationError(f"{path} is not readable run settings ({error}); use another --out") from None
         if not isinstance(previous, dict):
             raise EvaluationError(f"{path} is not readable run settings; use another --out")
@@ -164,7 +166,18 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
                     f"{out} holds a run with {key}={previous.get(key)!r}, not {run.get(key)!r}; "
                     "use another --out or the same settings to resume"
                 )
-    path.write_text(json.dumps(run, indent=1))
+    _write_atomically(path, json.dumps(run, indent=1))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write beside, then rename: a failed write (a full disk) leaves the old file, never a cut one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise DependencyError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 MAX_BATCH_SIZE = 1024
@@ -231,11 +244,8 @@ def evaluate(
         records = [done[i] for i in range(episodes)]
         attempts = max(r["start"]["attempts_left"] for r in records)  # the full budget, as seen at reset
         results[preset.name] = {"shift": preset.shift, **task_metrics(records, attempts)}
-    try:
-        (out / "results.json").write_text(json.dumps(results, indent=1))
-        (out / "results.md").write_text(markdown_table(results))
-    except OSError as error:
-        raise DependencyError(f"cannot write the results in {out}: {error.strerror or error}") from None
+    _write_atomically(out / "results.json", json.dumps(results, indent=1))
+    _write_atomically(out / "results.md", markdown_table(results))
     return results
 
 

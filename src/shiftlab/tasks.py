@@ -7,6 +7,7 @@ in-distribution setting of a task and `<group>/<shift>` for its out-of-distribut
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -14,6 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
 
 from shiftlab.envs import GENERAL_POINTS_ID, VIRL_ID
 from shiftlab.prompts import PromptStyle, get_prompt
@@ -111,6 +113,11 @@ def check_env_options(tasks: list[str], options: Mapping[str, Any]) -> None:
     would erase its shift."""
     for name in tasks:
         preset = get_preset(name)
+        known = _env_options(preset.env_id)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"unknown environment option {unknown[0]!r} for task {name!r}; options: "
+                             f"{', '.join(sorted(known - set(preset.env_kwargs)))}")
         taken = sorted(set(options) & set(preset.env_kwargs))
         if taken:
             raise ValueError(f"option {taken[0]!r} is set by task {name!r} itself (it defines the task)")
@@ -122,6 +129,15 @@ def check_env_options(tasks: list[str], options: Mapping[str, Any]) -> None:
                 env.close()
         except (TypeError, ValueError) as error:
             raise ValueError(f"options do not fit task {name!r}: {str(error).splitlines()[0]}") from None
+
+
+def _env_options(env_id: str) -> set[str]:
+    """The keyword options an environment's constructor takes."""
+    creator = gym.spec(env_id).entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    return {p.name for p in inspect.signature(creator).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self", "render_mode"}
 
 
 def _general_points(name: str, shift: str, description: str, **env_kwargs: Any) -> None:

@@ -240,8 +240,10 @@ def build_model(path: str | Path, kind: str = "lm", size: str = "tiny", seed: in
     _check_size(size)
     if Path(path).exists() and not Path(path).is_dir():
         raise ValueError(f"{str(path)!r} exists and is not a directory")
-    if type(seed) is not int or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, not {seed!r}")
+    if (Path(path) / "config.json").exists():  # another model's files (a processor, weights) would stay behind
+        raise ValueError(f"{str(path)!r} already holds a model; build into a new directory")
+    if type(seed) is not int or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an int from 0 to {2**32 - 1}, not {seed!r}")
     if tokenizer not in TOKENIZERS:
         raise ValueError(f"tokenizer must be one of {TOKENIZERS}, not {tokenizer!r}")
     tok = build_tokenizer(task_corpus(seed=seed), VOCAB_SIZES[size]) if tokenizer == "bpe" else byte_tokenizer()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -75,3 +77,12 @@ def dtype_kwarg() -> str:
 
 def is_vision_language(config: Any) -> bool:
     return getattr(config, "vision_config", None) is not None
+
+
+@contextlib.contextmanager
+def old_cache_name():
+    """transformers 5.2x renames `past_key_values` to `cache` and warns at every call; the old name is
+    the one every supported version takes, so its deprecation warning is silenced where it is passed."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*past_key_values.*deprecated", category=FutureWarning)
+        yield

@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 from transformers import PreTrainedModel
 
-from shiftlab.models.loading import load_pretrained
+from shiftlab.errors import InputError
+from shiftlab.models.loading import load_pretrained, old_cache_name
 from shiftlab.policies.base import Request, Response
 from shiftlab.prompts import Message
 
@@ -125,8 +126,8 @@ class HFPolicy:
         if sample:
             params.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
         devices = [self.device] if self.device.type == "cuda" else []
-        cache = self._shared_prompt_cache(inputs, texts) if not images else None
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), old_cache_name():
+            cache = self._shared_prompt_cache(inputs, texts) if not images else None
             torch.manual_seed(self._batch_seed(texts))
             output = self.model.generate(
                 **inputs,
@@ -195,7 +196,8 @@ class HFPolicy:
                     parts.append({"type": "text", "text": part["text"]})
             if not self.is_vlm:
                 if images:
-                    raise ValueError(f"{self.name} is a text-only model but a message has an image")
+                    raise InputError(f"{self.name} is a text-only model and cannot read the images of this task; "
+                                     "use a vision-language model or a text task")
                 out.append({"role": message["role"], "content": "".join(p["text"] for p in parts)})
             else:
                 out.append({"role": message["role"], "content": parts})

@@ -52,10 +52,23 @@ class StudyConfig:
             check_env_options([self.task, *(self.eval_tasks or [p.name for p in ood_presets(self.task)])], self.env)
         except ValueError as error:
             raise ConfigError(f"config key 'env': {error}") from None
-        for key in ("eval_episodes", "init_episodes", "sft_episodes", "checkpoints"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config key {key!r} must be at least 1, not {getattr(self, key)}")
-        from shiftlab.training.config import load_config
+        from shiftlab.evaluation import METRICS
+        from shiftlab.training.config import check_ranges, load_config
+        from shiftlab.training.expert_data import MAX_EPISODES
+
+        check_ranges(self, {"eval_episodes": (1, 10**6), "init_episodes": (1, MAX_EPISODES),
+                            "sft_episodes": (1, MAX_EPISODES), "checkpoints": (1, 100)})
+        if self.metric not in METRICS:
+            raise ConfigError(f"config key 'metric' must be one of {', '.join(METRICS)}, not {self.metric!r}")
+        if self.pretrain is not None:
+            from shiftlab.training.pretrain import PretrainConfig
+
+            if "output_dir" in self.pretrain:
+                raise ConfigError("config key pretrain.output_dir is set by the study itself")
+            try:
+                load_config(PretrainConfig, overrides={"output_dir": "pretrain", **self.pretrain})
+            except ConfigError as error:
+                raise ConfigError(f"in `pretrain`: {error}") from None
         from shiftlab.training.rl.config import RLConfig
         from shiftlab.training.sft import SFTRunConfig
 

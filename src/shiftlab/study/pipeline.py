@@ -33,6 +33,18 @@ SFT_DATA_SEED = 20_000_000
 RL_DATA_SEED = 30_000_000
 
 
+def _read_stage(path: Path) -> dict[str, Any] | None:
+    """A finished stage's record; None when the stage has not finished, or its record was damaged since
+    (the stage then runs again, resuming from its own checkpoints)."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) and "seconds" in record else None
+
+
 def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) every stage; returns the report's paths and the results."""
     from shiftlab.tasks import get_preset, ood_presets
@@ -50,10 +62,13 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
 
     def stage(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         done = stages / f"{name}.json"
-        if done.is_file():
+        if done.exists() and not done.is_file():
+            raise ConfigError(f"{done} is not a file; remove it to run the {name} stage again")
+        record = _read_stage(done)
+        if record is not None:
             log(f"[study] {name}: done before, skipped")
-            state[name] = json.loads(done.read_text())
-            return state[name]
+            state[name] = record
+            return record
         log(f"[study] {name} ...")
         started = time.perf_counter()
         result = {**work(), "seconds": time.perf_counter() - started}

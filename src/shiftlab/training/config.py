@@ -3,7 +3,9 @@
 One dataclass per trainer; its fields are the YAML keys and, spelled with dashes, the flags, so
 `learning_rate: 1e-5` in a file and `--learning-rate 1e-5` on the command line mean the same.
 Every value is checked against the field's type before anything heavy is imported, and every
-mistake is reported as one `ConfigError` line that names the key.
+mistake is reported as one `ConfigError` line that names the key. Two rules hold for every config:
+a float is finite (a NaN learning rate trains a NaN model without a word), and a key named `seed` or
+`*_seed` is an int from 0 to 2**32 - 1 (what numpy, torch and transformers accept).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable
@@ -32,7 +35,7 @@ def load_config(cls: type, path: str | Path | None = None, overrides: dict[str, 
     settings."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    from_file = _read_yaml(Path(path)) if path is not None else {}
+    from_file = read_yaml(Path(path)) if path is not None else {}
     checked: dict[str, Any] = {}
     for layer in (defaults or {}, from_file, {k: v for k, v in (overrides or {}).items() if v is not None}):
         for key, value in layer.items():
@@ -48,11 +51,34 @@ def load_config(cls: type, path: str | Path | None = None, overrides: dict[str, 
     ]
     if missing:
         raise ConfigError(f"missing required config key {missing[0]!r}")
+    for key, value in checked.items():
+        if (key == "seed" or key.endswith("_seed")) and isinstance(value, int) and not 0 <= value <= MAX_SEED:
+            raise ConfigError(f"config key {key!r} must be from 0 to {MAX_SEED}, not {value}")
     config = cls(**checked)
     validate = getattr(config, "validate", None)
     if validate is not None:
         validate()
     return config
+
+
+MAX_SEED = 2**32 - 1
+
+
+def check_ranges(config: Any, ranges: dict[str, tuple[float | None, float | None]], *, above: Iterable[str] = ()) -> None:
+    """Raise ConfigError unless each key's value lies in its [low, high] (None: no bound); for the keys in
+    `above` the low end is excluded. Keys whose value is None (optional settings left out) pass."""
+    above = set(above)
+    for key, (low, high) in ranges.items():
+        value = getattr(config, key)
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if v is None:
+                continue
+            if low is not None and (v <= low if key in above else v < low):
+                bound = f"above {low:g}" if key in above else f"at least {low:g}"
+                raise ConfigError(f"config key {key!r} must be {bound}, not {v}")
+            if high is not None and v > high:
+                raise ConfigError(f"config key {key!r} must be at most {high:g}, not {v}")
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -94,6 +120,9 @@ def resume_point(config: Any, output: Path, last: Path | None, marker: str, keys
         last = Path(config.resume)
         if not (last / marker).is_file():
             raise ConfigError(f"resume: {config.resume!r} is not a checkpoint directory (no {marker})")
+    if last is not None and not (last / marker).is_file():
+        raise ConfigError(f"checkpoint {str(last)!r} is incomplete (no {marker}); delete it to resume from the one "
+                          "before, or use a new output_dir")
     if last is not None:
         check_same_run(config, output, keys)
     return last
@@ -121,7 +150,7 @@ def check_same_run(config: Any, output: Path, keys: Iterable[str]) -> None:
         return
     try:
         saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         raise ConfigError(f"{str(saved_path)!r} is not readable YAML; cannot tell whether this is the same "
                           "run: use a new output_dir") from None
     if not isinstance(saved, dict):
@@ -139,19 +168,31 @@ def to_yaml(config: Any) -> str:
     return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+MAX_CONFIG_BYTES = 10_000_000
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's mapping; every way it can be unusable is one ConfigError."""
     import yaml
 
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} is not a regular file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {str(path)!r} is over {MAX_CONFIG_BYTES // 1_000_000} MB; a config is a few lines")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
         raise ConfigError(f"config file {str(path)!r} is not valid YAML{at}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {str(path)!r} is nested too deeply to be a config") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {str(path)!r} is not UTF-8 text") from None
+    except OSError as error:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {error.strerror or error}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -203,9 +244,12 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
         try:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
-        except (TypeError, ValueError):
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"config key {key!r} must be a number, not {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"config key {key!r} must be a finite number, not {value!r}")
+        return number
     if base is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"config key {key!r} must be a string, not {value!r}")
@@ -221,7 +265,7 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
 
             import yaml
 
-            with contextlib.suppress(yaml.YAMLError):
+            with contextlib.suppress(yaml.YAMLError, RecursionError):
                 value = yaml.safe_load(value)
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r} must be a mapping, not {value!r}")

@@ -27,6 +27,11 @@ from shiftlab.policies.oracle import ExpertPolicy, RandomPolicy
 from shiftlab.rollout import Trajectory, run_episodes
 from shiftlab.tasks import get_preset
 
+# A dataset is built in memory: a million episodes of a task is more than any SFT run here reads, and
+# far less than would exhaust a machine. Revisions past a handful teach nothing the first ones do not.
+MAX_EPISODES = 1_000_000
+MAX_REVISIONS = 20
+
 
 @dataclass(frozen=True)
 class Source:
@@ -40,8 +45,10 @@ class Source:
 
     def __post_init__(self):
         get_preset(self.task)  # raises KeyError naming the known tasks
-        if self.episodes < 0 or self.revisions < 0:
-            raise ValueError("episodes and revisions must be >= 0")
+        if not 0 <= self.episodes <= MAX_EPISODES:
+            raise ValueError(f"episodes must be from 0 to {MAX_EPISODES:,} per task, not {self.episodes}")
+        if not 0 <= self.revisions <= MAX_REVISIONS:
+            raise ValueError(f"revisions must be from 0 to {MAX_REVISIONS}, not {self.revisions}")
 
 
 class RevisionPolicy:

@@ -120,6 +120,16 @@ class PretrainConfig:
     learning_rate: float = 1e-3
     seed: int = 0
 
+    def validate(self) -> None:
+        from shiftlab.training.config import ConfigError, check_ranges
+        from shiftlab.training.expert_data import MAX_EPISODES
+
+        check_ranges(self, {"episodes": (0, MAX_EPISODES), "support": (0, 1_000_000), "epochs": (0, 1e6),
+                            "batch_size": (1, 65_536), "learning_rate": (0, 1), "max_steps": (-1, 10**9)},
+                     above=("epochs", "learning_rate"))
+        if self.max_steps == 0:
+            raise ConfigError("config key 'max_steps' must be positive or -1, not 0")
+
 
 def pretrain(config: PretrainConfig, **sft_overrides: Any):
     """Build the model, build the mixture, train; returns the SFT result (its final model is the base)."""

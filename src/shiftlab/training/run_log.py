@@ -18,11 +18,14 @@ class JsonlLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def truncate_after(self, step: int) -> None:
+        """Keep the records up to `step`; lines that are not records (a cut line, junk) go too."""
         if not self.path.is_file():
             return
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and _step(line) <= step]
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        kept = [line for line in lines if (line_step := _step(line)) is not None and line_step <= step]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        tmp.replace(self.path)
 
     def write(self, record: dict[str, Any]) -> None:
         clean = {k: _plain(v) for k, v in record.items()}
@@ -32,14 +35,17 @@ class JsonlLog:
     def read(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return [json.loads(line) for line in lines if _step(line) is not None]
 
 
-def _step(line: str) -> int:
+def _step(line: str) -> int | None:
+    """The step of a record line; None for a line that is not a JSON object."""
     try:
-        return int(json.loads(line).get("step", 0))
-    except (ValueError, AttributeError):
-        return 0
+        record = json.loads(line)
+        return int(record.get("step", 0)) if isinstance(record, dict) else None
+    except (ValueError, TypeError, AttributeError, RecursionError, OverflowError):
+        return None
 
 
 def _plain(value: Any) -> Any:

@@ -11,6 +11,7 @@ checkpoint at the same step and data position, and a final model that reloads li
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import warnings
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from shiftlab.training.config import ConfigError, output_directory, resume_point, to_yaml
+from shiftlab.training.config import ConfigError, check_ranges, output_directory, resume_point, to_yaml
 
 RESUME_KEYS = ("model", "data", "tasks", "env", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
                "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
@@ -100,6 +101,15 @@ class SFTRunConfig:
         for name in self.report_to:
             if name not in reporters:
                 raise ConfigError(f"config key 'report_to' takes {', '.join(sorted(reporters))}, not {name!r}")
+            if name != "none" and importlib.util.find_spec(name) is None:
+                raise ConfigError(f"config key 'report_to': {name} is not installed (pip install {name})")
+        from shiftlab.training.expert_data import MAX_EPISODES, MAX_REVISIONS
+
+        check_ranges(self, {"episodes": (1, MAX_EPISODES), "revisions": (0, MAX_REVISIONS),
+                            "max_grad_norm": (0, None), "weight_decay": (0, None), "lora_alpha": (0, None),
+                            "save_total_limit": (1, None), "epochs": (0, 1e6), "max_steps": (-1, 10**9),
+                            "lora_r": (1, 65_536), "max_length": (16, 10**7)},
+                     above=("max_grad_norm", "lora_alpha", "epochs"))
 
 
 @dataclass
@@ -216,6 +226,9 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
             trainer = Trainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
                               peft_config=peft_config, callbacks=callbacks)
         except ValueError as error:
+            if type(error).__name__ == "NoMatchingPeftModuleError":
+                raise ConfigError(f"config key 'lora_targets': {config.lora_targets} names no module of "
+                                  f"{config.model!r}") from None
             if "chat template" not in str(error):
                 raise
             raise ConfigError(f"the chat template of {config.model!r} cannot mark the assistant's tokens for "

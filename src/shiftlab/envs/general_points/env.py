@@ -75,6 +75,8 @@ class GeneralPointsEnv(gym.Env):
             raise ValueError(f"target must be an int, not {target!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
+        if rewards is not None and not isinstance(rewards, RewardTable):
+            raise ValueError(f"rewards must be a RewardTable, not {rewards!r}")
         if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool) or not 64 <= resolution <= 4096:
             raise ValueError(f"resolution must be from 64 to 4096 pixels, not {resolution!r}")
         self.observation_kind = observation

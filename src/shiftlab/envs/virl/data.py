@@ -143,11 +143,13 @@ def _summary(path: Path | str, problems: list[str]) -> str:
 
 
 def _read_routes(path: Path) -> tuple[list, list[str]]:
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not the routes file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise DataError(f"{path}: not readable JSON: {error}") from None
     routes = _route_list(data, path)
     if not routes:
@@ -235,7 +237,7 @@ def _read_rotation(path: Path) -> float:
         raise DataError(f"{path}: metadata file not found")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise DataError(f"{path}: not readable JSON: {error}") from None
     if not isinstance(meta, dict) or "rotation" not in meta:
         raise DataError(f"{path}: has no 'rotation'")

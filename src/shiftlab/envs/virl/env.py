@@ -111,6 +111,8 @@ class VirlEnv(gym.Env):
             raise ValueError("drop_rate must be in [0, 1] and straight_line_length non-negative")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
+        if rewards is not None and not isinstance(rewards, RewardTable):
+            raise ValueError(f"rewards must be a RewardTable, not {rewards!r}")
         if isinstance(compat, str):
             if compat != "original":
                 raise ValueError(f"compat must be a Compat, 'original' or None, not {compat!r}")

@@ -9,7 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shiftlab.training.config import ConfigError
+from shiftlab.training.config import ConfigError, check_ranges
+
+# Bounds that keep one step within reason on any machine: more is a typo, not a plan.
+MAX_NEW_TOKENS = 32_768
+MAX_EPISODES_PER_STEP = 65_536
 
 # Settings a resumed run must share with the run it continues, or its steps would not follow.
 RESUME_KEYS = ("model", "algorithm", "task", "env", "rewards", "prompts_per_step", "group_size", "data_seed",
@@ -118,6 +122,11 @@ class RLConfig:
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"config key {key!r} must be at least 1, not {value}")
+        from shiftlab.evaluation import MAX_BATCH_SIZE
+
+        if self.rollout_batch_size > MAX_BATCH_SIZE:
+            raise ConfigError(f"config key 'rollout_batch_size' must be at most {MAX_BATCH_SIZE}, not "
+                              f"{self.rollout_batch_size}")
         if self.learning_rate <= 0 or self.max_grad_norm <= 0:
             raise ConfigError("config keys 'learning_rate' and 'max_grad_norm' must be positive")
         if self.temperature < 0 or self.eval_temperature < 0 or not 0 < self.top_p <= 1:
@@ -139,3 +148,15 @@ class RLConfig:
         for name in self.report_to:
             if name not in ("tensorboard", "none"):
                 raise ConfigError(f"config key 'report_to' takes tensorboard or none, not {name!r}")
+        check_ranges(self, {
+            "learning_rate": (0, 1), "adam_eps": (0, 1), "weight_decay": (0, None), "lora_alpha": (0, None),
+            "value_clip": (0, None), "warmup_steps": (0, 10**9), "save_total_limit": (1, None), "steps": (1, 10**9),
+            "max_new_tokens": (1, MAX_NEW_TOKENS), "value_hidden": (1, 65_536), "eval_episodes": (1, 10**6),
+            "temperature": (0, 100), "eval_temperature": (0, 100), "lora_r": (1, 65_536), "epochs": (1, 1000),
+            "mini_batches": (1, 65_536), "sampling_rounds": (1, 1000), "micro_batch_size": (1, 65_536),
+        }, above=("learning_rate", "adam_eps", "lora_alpha", "value_clip"))
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"config key 'lora_dropout' must be in [0, 1), not {self.lora_dropout}")
+        if self.prompts_per_step * self.group_size > MAX_EPISODES_PER_STEP:
+            raise ConfigError(f"prompts_per_step x group_size must be at most {MAX_EPISODES_PER_STEP:,} episodes "
+                              f"per step, not {self.prompts_per_step * self.group_size:,}")

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from shiftlab.models.loading import old_cache_name
+
 # When the answer key is missing (a malformed answer), the last few tokens stand for the action,
 # as in the paper's trainer.
 FALLBACK_ACTION_TOKENS = 4
@@ -170,11 +172,12 @@ def _shared_logits(model: Any, batch: Batch, hidden: bool) -> tuple[torch.Tensor
 
     shared = batch.shared
     cache = DynamicCache(config=model.config)
-    prompt_pass = model(**shared.inputs, past_key_values=cache, use_cache=True, logits_to_keep=1,
-                        output_hidden_states=hidden)
-    cache.batch_select_indices(shared.index)
-    answer_pass = model(input_ids=batch.response, attention_mask=shared.attention_mask,
-                        position_ids=shared.position_ids, past_key_values=cache, use_cache=True)
+    with old_cache_name():
+        prompt_pass = model(**shared.inputs, past_key_values=cache, use_cache=True, logits_to_keep=1,
+                            output_hidden_states=hidden)
+        cache.batch_select_indices(shared.index)
+        answer_pass = model(input_ids=batch.response, attention_mask=shared.attention_mask,
+                            position_ids=shared.position_ids, past_key_values=cache, use_cache=True)
     last = prompt_pass.logits[:, -1][shared.index].unsqueeze(1)
     # Column j's token is predicted at column j - 1, its first one by the prompt's last position.
     logits = torch.cat([last, answer_pass.logits[:, :-1]], 1)

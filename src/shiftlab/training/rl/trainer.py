@@ -101,6 +101,8 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         raise ConfigError(f"config key 'env': {error}") from None
     output = output_directory(config.output_dir)
     resume_from = resume_point(config, output, (_checkpoints(output) or [None])[-1], "state.json", RESUME_KEYS)
+    if resume_from is not None:
+        _check_checkpoint(resume_from)
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
     use_cuda = torch.cuda.is_available()
@@ -479,9 +481,15 @@ def _load_model(config: RLConfig, resume_from: Path | None):
             model = peft.PeftModel.from_pretrained(model, str(resume_from / "model"), is_trainable=True)
         else:
             targets = config.lora_targets[0] if config.lora_targets == ["all-linear"] else config.lora_targets
-            model = peft.get_peft_model(model, peft.LoraConfig(
-                r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                target_modules=targets, task_type="CAUSAL_LM"))
+            try:
+                model = peft.get_peft_model(model, peft.LoraConfig(
+                    r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                    target_modules=targets, task_type="CAUSAL_LM"))
+            except ValueError as error:
+                if type(error).__name__ != "NoMatchingPeftModuleError":
+                    raise
+                raise ConfigError(f"config key 'lora_targets': {config.lora_targets} names no module of "
+                                  f"{config.model!r}") from None
     return model, processor
 
 
@@ -545,6 +553,21 @@ def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, model: 
         for old in _checkpoints(output)[: -config.save_total_limit]:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _check_checkpoint(path: Path) -> None:
+    """A checkpoint is written under a temporary name and renamed when whole; one that is not whole was
+    edited or damaged since, and is named rather than half-loaded."""
+    try:
+        counters = json.loads((path / "state.json").read_text(encoding="utf-8"))["counters"]
+        Counters(**counters)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raise ConfigError(f"checkpoint {str(path)!r} has no readable state.json; delete it to resume from the "
+                          "one before, or use a new output_dir") from None
+    missing = [name for name in ("model", "optimizer.pt", "scheduler.pt", "rng.pt") if not (path / name).exists()]
+    if missing:
+        raise ConfigError(f"checkpoint {str(path)!r} is incomplete (no {', '.join(missing)}); delete it to resume "
+                          "from the one before, or use a new output_dir")
 
 
 def _checkpoints(output: Path) -> list[Path]:
