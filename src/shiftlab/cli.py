@@ -82,14 +82,9 @@ def _tasks(value: str) -> list:
 
 
 def _output_dir(value: str) -> Path:
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {value!r} exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot create --out directory {value!r}: {error.strerror}") from None
-    return path
+    from shiftlab.training.config import output_directory
+
+    return output_directory(value, key="--out")
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
