@@ -198,149 +198,151 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
 
     bar = tqdm(total=config.steps, initial=counters.step, desc=f"rl {config.algorithm} {config.task}",
                disable=not progress, dynamic_ncols=True)
-    while counters.step < config.steps:
-        step = counters.step + 1
-        started = time.perf_counter()
+    try:
+        while counters.step < config.steps:
+            step = counters.step + 1
+            started = time.perf_counter()
 
-        # 1. Rollouts.
-        model.eval()
-        groups: list[list[Any]] = []
-        rounds = dropped = 0
-        policy_tokens = 0
-        while len(groups) < config.prompts_per_step and rounds < config.sampling_rounds:
-            policy.reseed(int(np.random.SeedSequence([config.seed, step, rounds]).generate_state(1)[0]))
-            first = counters.next_episode
-            counters.next_episode += config.prompts_per_step
-            indices = [i for i in range(first, counters.next_episode) for _ in range(config.group_size)]
-            with accelerator.autocast():
-                trajectories = run_episodes(preset, policy, indices, seed=config.data_seed,
-                                            batch_size=config.rollout_batch_size, evaluation=False, **config.env)
-            policy_tokens += policy.prompt_tokens + policy.answer_tokens
-            by_seed: dict[int, list[Any]] = defaultdict(list)
-            for trajectory in trajectories:
-                by_seed[trajectory.episode].append(trajectory)
-            for index in sorted(by_seed):
-                group = by_seed[index]
-                if config.dynamic_sampling and len({_episode_score(config, t) for t in group}) < 2:
-                    dropped += 1
-                    continue
-                groups.append(group)
-            rounds += 1
-            if not config.dynamic_sampling:
-                break
-        groups = groups[: config.prompts_per_step]
-        counters.tokens_rollout += policy_tokens
-        rollout_seconds = time.perf_counter() - started
+            # 1. Rollouts.
+            model.eval()
+            groups: list[list[Any]] = []
+            rounds = dropped = 0
+            policy_tokens = 0
+            while len(groups) < config.prompts_per_step and rounds < config.sampling_rounds:
+                policy.reseed(int(np.random.SeedSequence([config.seed, step, rounds]).generate_state(1)[0]))
+                first = counters.next_episode
+                counters.next_episode += config.prompts_per_step
+                indices = [i for i in range(first, counters.next_episode) for _ in range(config.group_size)]
+                with accelerator.autocast():
+                    trajectories = run_episodes(preset, policy, indices, seed=config.data_seed,
+                                                batch_size=config.rollout_batch_size, evaluation=False, **config.env)
+                policy_tokens += policy.prompt_tokens + policy.answer_tokens
+                by_seed: dict[int, list[Any]] = defaultdict(list)
+                for trajectory in trajectories:
+                    by_seed[trajectory.episode].append(trajectory)
+                for index in sorted(by_seed):
+                    group = by_seed[index]
+                    if config.dynamic_sampling and len({_episode_score(config, t) for t in group}) < 2:
+                        dropped += 1
+                        continue
+                    groups.append(group)
+                rounds += 1
+                if not config.dynamic_sampling:
+                    break
+            groups = groups[: config.prompts_per_step]
+            counters.tokens_rollout += policy_tokens
+            rollout_seconds = time.perf_counter() - started
 
-        # 2. Samples: one per answered turn.
-        samples: list[Sample] = []
-        episodes = [t for group in groups for t in group]
-        e = -1
-        for g, group in enumerate(groups):
-            for trajectory in group:
-                e += 1
-                for k, turn in enumerate(trajectory.turns):
-                    inputs = policy.prompt_inputs(turn.messages)
-                    extras = {key: v for key, v in inputs.items()
-                              if key not in ("input_ids", "attention_mask", "token_type_ids")}
-                    last = k == len(trajectory.turns) - 1
-                    reward = turn.reward if config.rewards == "per_attempt" else float(trajectory.success and last)
-                    samples.append(Sample(inputs["input_ids"][0], torch.tensor(turn.token_ids, dtype=torch.long),
-                                          extras, action_start(policy.tokenizer, turn.token_ids, answer_key), reward,
-                                          g, e, k, last))
+            # 2. Samples: one per answered turn.
+            samples: list[Sample] = []
+            episodes = [t for group in groups for t in group]
+            e = -1
+            for g, group in enumerate(groups):
+                for trajectory in group:
+                    e += 1
+                    for k, turn in enumerate(trajectory.turns):
+                        inputs = policy.prompt_inputs(turn.messages)
+                        extras = {key: v for key, v in inputs.items()
+                                  if key not in ("input_ids", "attention_mask", "token_type_ids")}
+                        last = k == len(trajectory.turns) - 1
+                        reward = turn.reward if config.rewards == "per_attempt" else float(trajectory.success and last)
+                        samples.append(Sample(inputs["input_ids"][0], torch.tensor(turn.token_ids, dtype=torch.long),
+                                              extras, action_start(policy.tokenizer, turn.token_ids, answer_key), reward,
+                                              g, e, k, last))
 
-        # 3. Scoring without gradients.
-        need_old = (config.epochs > 1 or config.mini_batches > 1 or config.algorithm == "ppo"
-                    or (config.kl_coef > 0 and config.kl_placement == "reward"))
-        need_ref = reference is not None or (config.kl_coef > 0 and config.lora)
-        if samples and (need_old or need_ref):
-            with torch.no_grad(), accelerator.autocast():
-                for micro in _micro_batches(samples, config.micro_batch_size):
-                    batch = collate(micro, pad_id, device, share)
-                    if need_old:
-                        logp, state, _ = response_logprobs(model, batch, scoring_temperature,
-                                                           hidden=value_head is not None)
-                        values = value_head(state) if value_head is not None else None
-                        counters.tokens_scored += batch.tokens
-                        for row, sample in enumerate(micro):
-                            sample.logp_old = _row(logp, batch.mask, row)
-                            if values is not None:
-                                sample.value_old = float(values[row])
-                    if need_ref:
-                        logp_ref = _reference_logprobs(model, reference, batch, scoring_temperature)
-                        counters.tokens_scored += batch.tokens
-                        for row, sample in enumerate(micro):
-                            sample.logp_ref = _row(logp_ref, batch.mask, row)
-        if config.kl_coef > 0 and config.kl_placement == "reward":
-            for sample in samples:
-                sample.reward -= config.kl_coef * float((sample.logp_old - sample.logp_ref).sum())
+            # 3. Scoring without gradients.
+            need_old = (config.epochs > 1 or config.mini_batches > 1 or config.algorithm == "ppo"
+                        or (config.kl_coef > 0 and config.kl_placement == "reward"))
+            need_ref = reference is not None or (config.kl_coef > 0 and config.lora)
+            if samples and (need_old or need_ref):
+                with torch.no_grad(), accelerator.autocast():
+                    for micro in _micro_batches(samples, config.micro_batch_size):
+                        batch = collate(micro, pad_id, device, share)
+                        if need_old:
+                            logp, state, _ = response_logprobs(model, batch, scoring_temperature,
+                                                               hidden=value_head is not None)
+                            values = value_head(state) if value_head is not None else None
+                            counters.tokens_scored += batch.tokens
+                            for row, sample in enumerate(micro):
+                                sample.logp_old = _row(logp, batch.mask, row)
+                                if values is not None:
+                                    sample.value_old = float(values[row])
+                        if need_ref:
+                            logp_ref = _reference_logprobs(model, reference, batch, scoring_temperature)
+                            counters.tokens_scored += batch.tokens
+                            for row, sample in enumerate(micro):
+                                sample.logp_ref = _row(logp_ref, batch.mask, row)
+            if config.kl_coef > 0 and config.kl_placement == "reward":
+                for sample in samples:
+                    sample.reward -= config.kl_coef * float((sample.logp_old - sample.logp_ref).sum())
 
-        # 4. Advantages.
-        _advantages(config, samples, len(episodes))
+            # 4. Advantages.
+            _advantages(config, samples, len(episodes))
 
-        # 5. Update.
-        model.train()
-        metrics: dict[str, list[float]] = defaultdict(list)
-        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([config.seed, step]).generate_state(1)[0]))
-        update_started = time.perf_counter()
-        for _epoch in range(config.epochs if samples else 0):
-            order = torch.randperm(len(samples), generator=generator).tolist()
-            for part in np.array_split(np.array(order), config.mini_batches):
-                chosen = [samples[i] for i in part]
-                if not chosen:
-                    continue
-                totals = {"num_sequences": float(len(chosen)),
-                          "num_tokens": float(sum(s.response_ids.numel() for s in chosen)),
-                          "max_tokens": config.max_new_tokens}
-                optimizer.zero_grad(set_to_none=True)
-                for micro in _micro_batches(chosen, config.micro_batch_size):
-                    batch = collate(micro, pad_id, device, share)
-                    with accelerator.autocast():
-                        loss, parts = _micro_loss(config, model, value_head, reference, micro, batch,
-                                                  scoring_temperature, totals)
-                    accelerator.backward(loss)
-                    counters.tokens_trained += batch.tokens
-                    for key, value in parts.items():
-                        metrics[key].append(value)
-                grad_norm = accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
-                metrics["grad_norm"].append(float(grad_norm))
-                optimizer.step()
-                scheduler.step()
-        update_seconds = time.perf_counter() - update_started
+            # 5. Update.
+            model.train()
+            metrics: dict[str, list[float]] = defaultdict(list)
+            generator = torch.Generator().manual_seed(int(np.random.SeedSequence([config.seed, step]).generate_state(1)[0]))
+            update_started = time.perf_counter()
+            for _epoch in range(config.epochs if samples else 0):
+                order = torch.randperm(len(samples), generator=generator).tolist()
+                for part in np.array_split(np.array(order), config.mini_batches):
+                    chosen = [samples[i] for i in part]
+                    if not chosen:
+                        continue
+                    totals = {"num_sequences": float(len(chosen)),
+                              "num_tokens": float(sum(s.response_ids.numel() for s in chosen)),
+                              "max_tokens": config.max_new_tokens}
+                    optimizer.zero_grad(set_to_none=True)
+                    for micro in _micro_batches(chosen, config.micro_batch_size):
+                        batch = collate(micro, pad_id, device, share)
+                        with accelerator.autocast():
+                            loss, parts = _micro_loss(config, model, value_head, reference, micro, batch,
+                                                      scoring_temperature, totals)
+                        accelerator.backward(loss)
+                        counters.tokens_trained += batch.tokens
+                        for key, value in parts.items():
+                            metrics[key].append(value)
+                    grad_norm = accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
+                    metrics["grad_norm"].append(float(grad_norm))
+                    optimizer.step()
+                    scheduler.step()
+            update_seconds = time.perf_counter() - update_started
 
-        counters.step = step
-        counters.episodes += len(episodes)
-        counters.samples += len(samples)
-        answer_tokens = sum(int(s.response_ids.numel()) for s in samples)
-        seconds = time.perf_counter() - started
-        entry = {
-            "kind": "train", "step": step, **flops(),
-            "episodes": counters.episodes, "samples": counters.samples,
-            "tokens_trained": counters.tokens_trained, "tokens_rollout": counters.tokens_rollout,
-            "reward/turn_mean": _mean([s.reward for s in samples]),
-            "reward/episode_mean": _mean([_episode_score(config, t) for t in episodes]),
-            "success_rate": _mean([float(t.success) for t in episodes]),
-            "turns_per_episode": _mean([len(t.turns) for t in episodes]),
-            "answer_tokens_mean": answer_tokens / max(len(samples), 1),
-            "truncated_answers": _mean([float(s.response_ids.numel() >= config.max_new_tokens) for s in samples]),
-            "groups_kept": len(groups), "groups_dropped": dropped, "sampling_rounds": rounds,
-            "lr": scheduler.get_last_lr()[0],
-            "seconds/step": seconds, "seconds/rollout": rollout_seconds, "seconds/update": update_seconds,
-            "samples_per_second": len(samples) / seconds if seconds > 0 else 0.0,
-            "answer_tokens_per_second": answer_tokens / seconds if seconds > 0 else 0.0,
-            **{key: _mean(values) for key, values in sorted(metrics.items())},
-        }
-        record(entry)
-        bar.update(1)
-        bar.set_postfix(reward=f"{entry['reward/episode_mean']:.2f}", success=f"{entry['success_rate']:.2f}")
+            counters.step = step
+            counters.episodes += len(episodes)
+            counters.samples += len(samples)
+            answer_tokens = sum(int(s.response_ids.numel()) for s in samples)
+            seconds = time.perf_counter() - started
+            entry = {
+                "kind": "train", "step": step, **flops(),
+                "episodes": counters.episodes, "samples": counters.samples,
+                "tokens_trained": counters.tokens_trained, "tokens_rollout": counters.tokens_rollout,
+                "reward/turn_mean": _mean([s.reward for s in samples]),
+                "reward/episode_mean": _mean([_episode_score(config, t) for t in episodes]),
+                "success_rate": _mean([float(t.success) for t in episodes]),
+                "turns_per_episode": _mean([len(t.turns) for t in episodes]),
+                "answer_tokens_mean": answer_tokens / max(len(samples), 1),
+                "truncated_answers": _mean([float(s.response_ids.numel() >= config.max_new_tokens) for s in samples]),
+                "groups_kept": len(groups), "groups_dropped": dropped, "sampling_rounds": rounds,
+                "lr": scheduler.get_last_lr()[0],
+                "seconds/step": seconds, "seconds/rollout": rollout_seconds, "seconds/update": update_seconds,
+                "samples_per_second": len(samples) / seconds if seconds > 0 else 0.0,
+                "answer_tokens_per_second": answer_tokens / seconds if seconds > 0 else 0.0,
+                **{key: _mean(values) for key, values in sorted(metrics.items())},
+            }
+            record(entry)
+            bar.update(1)
+            bar.set_postfix(reward=f"{entry['reward/episode_mean']:.2f}", success=f"{entry['success_rate']:.2f}")
 
-        # 6. Evaluation and checkpoint.
-        if config.eval_steps and eval_tasks and (step % config.eval_steps == 0 or step == config.steps):
-            evaluate_now(step)
-        if step % config.save_steps == 0 or step == config.steps:
-            _save_checkpoint(output, config, counters, accelerator.unwrap_model(model), processor, value_head,
-                             optimizer, scheduler, n_params, flops())
-    bar.close()
+            # 6. Evaluation and checkpoint.
+            if config.eval_steps and eval_tasks and (step % config.eval_steps == 0 or step == config.steps):
+                evaluate_now(step)
+            if step % config.save_steps == 0 or step == config.steps:
+                _save_checkpoint(output, config, counters, accelerator.unwrap_model(model), processor, value_head,
+                                 optimizer, scheduler, n_params, flops())
+    finally:  # a failing step leaves the bar closed, so its error starts on a line of its own
+        bar.close()
     if writer is not None:
         writer.close()
 
