@@ -106,9 +106,11 @@ def test_policy_specs(spec):
     assert make_policy(spec).name.startswith(spec.split(":")[0])
 
 
-@pytest.mark.parametrize("spec", ["", "expert:1", "random:x", "gpt"])
-def test_bad_policy_specs(spec):
-    with pytest.raises(ValueError, match="unknown policy"):
+@pytest.mark.parametrize(("spec", "message"), [("", "unknown policy"), ("expert:1", "unknown policy"),
+                                             ("gpt", "unknown policy"), ("random:x", "random:SEED"),
+                                             ("random:-1", "random:SEED"), (f"random:{2**32}", "random:SEED")])
+def test_bad_policy_specs(spec, message):
+    with pytest.raises(ValueError, match=message):
         make_policy(spec)
 
 

@@ -128,10 +128,11 @@ def test_a_damaged_stage_record_runs_that_stage_again(study, tmp_path):
     shutil.copytree(out, copy)
     (copy / "stages" / "eval-init.json").write_text('{"cut short')
     (copy / "stages" / "rl.json").write_text("[]")
+    (copy / "stages" / "base.json").write_text('{"seconds": 1, "model": 5}')
     lines = []
     again = pipeline.run_study(_tiny(copy), log=lines.append)
     redone = {line.split()[1] for line in lines if line.endswith("...")}
-    assert redone == {"eval-init", "rl"}
+    assert redone == {"base", "eval-init", "rl"}
     assert {k: again["results"][k] for k in STABLE} == {k: whole["results"][k] for k in STABLE}
 
 

@@ -172,3 +172,39 @@ def test_a_run_log_with_junk_lines_keeps_its_records(tmp_path):
     log.write({"step": 3, "loss": 0.5})
     log.truncate_after(2)
     assert log.read() == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]
+
+
+def test_damaged_files_inside_a_checkpoint_are_named(tmp_path):
+    from shiftlab.training.sft import run_sft
+
+    checkpoint = tmp_path / "sft" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    config = load_config(SFTRunConfig, overrides={"model": "m", "tasks": ["gp-l"], "output_dir": str(tmp_path / "sft")})
+    for state in ("{}", "garbage", '{"global_step": "x"}'):
+        (checkpoint / "trainer_state.json").write_text(state)
+        with pytest.raises(ConfigError, match="no readable trainer_state.json"):
+            run_sft(config)
+    (checkpoint / "trainer_state.json").write_text('{"global_step": 4}')
+    (checkpoint / "model.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(ConfigError, match="model.safetensors is damaged"):
+        run_sft(config)
+
+
+def test_an_rl_checkpoint_with_counters_of_the_wrong_type_is_named(tmp_path):
+    from shiftlab.training.rl.config import RLConfig
+    from shiftlab.training.rl.trainer import run_rl
+
+    checkpoint = tmp_path / "rl" / "checkpoint-000001"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "state.json").write_text('{"counters": {"step": "x"}}')
+    with pytest.raises(ConfigError, match="no readable state.json"):
+        run_rl(load_config(RLConfig, overrides={"model": "m", "output_dir": str(tmp_path / "rl")}))
+
+
+def test_a_run_cannot_write_into_its_own_model_or_data(tmp_path):
+    from shiftlab.training.rl.config import RLConfig
+
+    with pytest.raises(ConfigError, match="output_dir is the model"):
+        load_config(RLConfig, overrides={"model": str(tmp_path), "output_dir": str(tmp_path)})
+    with pytest.raises(ConfigError, match="output_dir is the data"):
+        load_config(SFTRunConfig, overrides={"model": "m", "data": str(tmp_path), "output_dir": str(tmp_path)})

@@ -6,6 +6,7 @@ import argparse
 import errno
 import json
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -55,6 +56,13 @@ def _seed(text: str) -> int:
 
 
 _seed.__name__ = "seed"
+
+
+def _retries(text: str) -> int:
+    value = _count(0)(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be at most 100, not {value}")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -397,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
                             f"back (default {MAX_RESPONSE_CHARS:,})")
     evaluation.add_argument("--timeout", type=_seconds, default=None,
                             help="openai: seconds to wait for each answer (default 60)")
-    evaluation.add_argument("--retries", type=_count(0), default=None,
-                            help="openai: retries after a failed or timed-out request (default 3)")
+    evaluation.add_argument("--retries", type=_retries, default=None,
+                            help="openai: retries after a failed or timed-out request, at most 100 (default 3)")
     evaluation.add_argument("--out", required=True, help="output directory (resumed if it holds this run)")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluation.set_defaults(run=cmd_eval)
@@ -548,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # The hub client logs each retry of an unreachable host; the error that follows says it in one line.
+    # It reads its level from the environment when first imported, and resets the logger then.
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     try:
         return args.run(args)
@@ -555,8 +565,6 @@ def main(argv: list[str] | None = None) -> int:
         print("shiftlab: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `shiftlab tasks | head`: the reader left; say nothing more
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as error:

@@ -171,6 +171,8 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
 
 def _write_atomically(path: Path, text: str) -> None:
     """Write beside, then rename: a failed write (a full disk) leaves the old file, never a cut one."""
+    if path.is_dir():
+        raise EvaluationError(f"{path} is a directory; remove it or use another --out")
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(text, encoding="utf-8")

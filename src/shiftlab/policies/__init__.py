@@ -32,8 +32,9 @@ def make_policy(spec: str, *, max_tokens: int | None = None, timeout: float | No
             seed = int(arg) if arg else 0
         except ValueError:
             seed = -1
-        if seed >= 0:
-            return RandomPolicy(seed)
+        if not 0 <= seed < 2**32:
+            raise ValueError(f"random:SEED takes a seed from 0 to {2**32 - 1}, not {arg!r}")
+        return RandomPolicy(seed)
     if kind == "hf" and arg:
         try:  # imported here so `import shiftlab` does not pull in torch and transformers
             from shiftlab.policies.hf import HFPolicy

@@ -33,7 +33,20 @@ SFT_DATA_SEED = 20_000_000
 RL_DATA_SEED = 30_000_000
 
 
-def _read_stage(path: Path) -> dict[str, Any] | None:
+_NUMBER = (int, float)
+# What later stages read of each stage's record; a record without these, of these types, is not used.
+STAGE_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "base": {"model": str},
+    "eval-base": {"eval": dict},
+    "init": {"model": str, "flops": _NUMBER, "own_flops": _NUMBER, "steps": int, "checkpoints": list},
+    "eval-init": {"eval": dict},
+    "rl": {"model": str, "flops": _NUMBER, "points": list},
+    "sft": {"model": str, "flops": _NUMBER, "checkpoints": list},
+    "eval-sft": {"points": list},
+}
+
+
+def _read_stage(path: Path, fields: dict[str, type | tuple[type, ...]]) -> dict[str, Any] | None:
     """A finished stage's record; None when the stage has not finished, or its record was damaged since
     (the stage then runs again, resuming from its own checkpoints)."""
     if not path.is_file():
@@ -42,7 +55,11 @@ def _read_stage(path: Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
-    return record if isinstance(record, dict) and "seconds" in record else None
+    if not isinstance(record, dict) or not isinstance(record.get("seconds"), _NUMBER):
+        return None
+    if any(not isinstance(record.get(key), kind) or isinstance(record.get(key), bool) for key, kind in fields.items()):
+        return None
+    return record
 
 
 def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -64,7 +81,7 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
         done = stages / f"{name}.json"
         if done.exists() and not done.is_file():
             raise ConfigError(f"{done} is not a file; remove it to run the {name} stage again")
-        record = _read_stage(done)
+        record = _read_stage(done, STAGE_FIELDS[name])
         if record is not None:
             log(f"[study] {name}: done before, skipped")
             state[name] = record
@@ -144,8 +161,13 @@ def _base_model(config: StudyConfig, output: Path) -> dict[str, Any]:
                     "output_dir": str(output / "pretrain")}
         result = pretrain(load_config(PretrainConfig, overrides=settings), report_to=["none"])
         return {"model": str(result.final_model), "flops": result.flops, "started": started}
+    import shutil
+
     from shiftlab.models.builders import build_model
 
+    # The stage had not finished (or its record was damaged): what a build left there is made again,
+    # identically, from the seed.
+    shutil.rmtree(output / "base", ignore_errors=True)
     path = build_model(output / "base", kind=config.build_kind, size=config.build_size, seed=config.seed)
     return {"model": str(path), "flops": 0.0, "started": started}
 

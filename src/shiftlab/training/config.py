@@ -128,8 +128,24 @@ def resume_point(config: Any, output: Path, last: Path | None, marker: str, keys
     return last
 
 
+def check_checkpoint_weights(path: Path) -> None:
+    """Read the header of every safetensors file in a checkpoint (cheap: no tensor is loaded), so a file
+    damaged since it was written is named before a run resumes from it."""
+    from safetensors import safe_open
+
+    for weights in sorted(Path(path).rglob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt") as handle:
+                handle.keys()
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error type for any damage
+            raise ConfigError(f"checkpoint {str(path)!r}: {weights.name} is damaged ({error}); delete the "
+                              "checkpoint to resume from the one before, or use a new output_dir") from None
+
+
 def output_directory(path: str | Path, key: str = "output_dir") -> Path:
     """The run's directory, created if needed; a path that is a file or cannot be made is a ConfigError."""
+    if not str(path).strip():
+        raise ConfigError(f"{key} is empty; give a directory")
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{key} {str(path)!r} exists and is not a directory")

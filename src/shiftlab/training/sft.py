@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from shiftlab.training.config import ConfigError, check_ranges, output_directory, resume_point, to_yaml
+from shiftlab.training.config import (
+    ConfigError,
+    check_checkpoint_weights,
+    check_ranges,
+    output_directory,
+    resume_point,
+    to_yaml,
+)
 
 RESUME_KEYS = ("model", "data", "tasks", "env", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
                "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
@@ -105,10 +112,16 @@ class SFTRunConfig:
                 raise ConfigError(f"config key 'report_to': {name} is not installed (pip install {name})")
         from shiftlab.training.expert_data import MAX_EPISODES, MAX_REVISIONS
 
+        used = {"model": self.model, "data": self.data}
+        for key, path in used.items():
+            if path is not None and Path(path).resolve() == Path(self.output_dir).resolve():
+                raise ConfigError(f"output_dir is the {key} itself ({path!r}); write the run somewhere else")
+
         check_ranges(self, {"episodes": (1, MAX_EPISODES), "revisions": (0, MAX_REVISIONS),
                             "max_grad_norm": (0, None), "weight_decay": (0, None), "lora_alpha": (0, None),
                             "save_total_limit": (1, None), "epochs": (0, 1e6), "max_steps": (-1, 10**9),
-                            "lora_r": (1, 65_536), "max_length": (16, 10**7)},
+                            "lora_r": (1, 65_536), "max_length": (16, 10**7), "grad_accum": (1, 65_536),
+                            "batch_size": (1, 65_536), "save_steps": (1, 10**9), "logging_steps": (1, 10**9)},
                      above=("max_grad_norm", "lora_alpha", "epochs"))
 
 
@@ -135,6 +148,8 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     output = output_directory(config.output_dir)
     last = get_last_checkpoint(str(output)) if output.is_dir() else None
     resume_from = resume_point(config, output, Path(last) if last else None, "trainer_state.json", RESUME_KEYS)
+    if resume_from is not None:
+        _check_checkpoint(resume_from)
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
     if config.data is not None and not (Path(config.data) / "state.json").is_file():
@@ -263,6 +278,20 @@ def _progress_bar():
                 self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
 
     return ProgressBar
+
+
+def _check_checkpoint(path: Path) -> None:
+    """The trainer state and weights of the checkpoint a run resumes from, checked before TRL reads them."""
+    import json
+
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or type(state.get("global_step")) is not int or state["global_step"] < 1:
+            raise ValueError
+    except (OSError, ValueError, RecursionError):
+        raise ConfigError(f"checkpoint {str(path)!r} has no readable trainer_state.json; delete it to resume from "
+                          "the one before, or use a new output_dir") from None
+    check_checkpoint_weights(path)
 
 
 def _checkpoint_step(path: Path) -> int:

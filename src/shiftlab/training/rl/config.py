@@ -7,6 +7,7 @@ trainer (arXiv 2501.17161 App. C: clip 0.1, gamma 0.9, lambda 0.95, 4 epochs, th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from shiftlab.training.config import ConfigError, check_ranges
@@ -154,7 +155,10 @@ class RLConfig:
             "max_new_tokens": (1, MAX_NEW_TOKENS), "value_hidden": (1, 65_536), "eval_episodes": (1, 10**6),
             "temperature": (0, 100), "eval_temperature": (0, 100), "lora_r": (1, 65_536), "epochs": (1, 1000),
             "mini_batches": (1, 65_536), "sampling_rounds": (1, 1000), "micro_batch_size": (1, 65_536),
+            "save_steps": (1, 10**9), "eval_steps": (0, 10**9),
         }, above=("learning_rate", "adam_eps", "lora_alpha", "value_clip"))
+        if Path(self.model).resolve() == Path(self.output_dir).resolve():
+            raise ConfigError(f"output_dir is the model itself ({self.model!r}); write the run somewhere else")
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"config key 'lora_dropout' must be in [0, 1), not {self.lora_dropout}")
         if self.prompts_per_step * self.group_size > MAX_EPISODES_PER_STEP:

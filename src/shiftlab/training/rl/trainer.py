@@ -35,7 +35,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from shiftlab.training.config import ConfigError, output_directory, resume_point, to_yaml
+from shiftlab.training.config import (
+    ConfigError,
+    check_checkpoint_weights,
+    output_directory,
+    resume_point,
+    to_yaml,
+)
 from shiftlab.training.rl import objectives as obj
 from shiftlab.training.rl.config import RESUME_KEYS, RLConfig
 from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs, sort_key
@@ -141,9 +147,13 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     counters = Counters()
     if resume_from is not None:
         counters = Counters(**json.loads((resume_from / "state.json").read_text())["counters"])
-        optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", weights_only=True))
-        scheduler.load_state_dict(torch.load(resume_from / "scheduler.pt", weights_only=True))
-        torch.set_rng_state(torch.load(resume_from / "rng.pt", weights_only=True))
+        try:
+            optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", weights_only=True))
+            scheduler.load_state_dict(torch.load(resume_from / "scheduler.pt", weights_only=True))
+            torch.set_rng_state(torch.load(resume_from / "rng.pt", weights_only=True))
+        except Exception as error:  # noqa: BLE001 - unpickling and shape errors of a damaged file
+            raise ConfigError(f"checkpoint {str(resume_from)!r} has a damaged optimizer, scheduler or RNG state "
+                              f"({type(error).__name__}); delete it to resume from the one before") from None
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if value_head is not None:
         value_head = accelerator.prepare(value_head)
@@ -563,13 +573,16 @@ def _check_checkpoint(path: Path) -> None:
     try:
         counters = json.loads((path / "state.json").read_text(encoding="utf-8"))["counters"]
         Counters(**counters)
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        if not all(type(v) is int and v >= 0 for v in counters.values()):
+            raise ValueError
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise ConfigError(f"checkpoint {str(path)!r} has no readable state.json; delete it to resume from the "
                           "one before, or use a new output_dir") from None
     missing = [name for name in ("model", "optimizer.pt", "scheduler.pt", "rng.pt") if not (path / name).exists()]
     if missing:
         raise ConfigError(f"checkpoint {str(path)!r} is incomplete (no {', '.join(missing)}); delete it to resume "
                           "from the one before, or use a new output_dir")
+    check_checkpoint_weights(path)
 
 
 def _checkpoints(output: Path) -> list[Path]:
