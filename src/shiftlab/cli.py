@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from shiftlab import __version__
-from shiftlab.envs.response import MAX_RESPONSE_CHARS as MAX_ANSWER_CHARS
+from shiftlab.envs.response import MAX_RESPONSE_CHARS
 from shiftlab.errors import DependencyError, InputError
 from shiftlab.evaluation import MAX_BATCH_SIZE
-from shiftlab.rollout import MAX_RESPONSE_CHARS
+from shiftlab.rollout import MAX_ANSWER_CHARS
 
 
 class UsageError(InputError):
@@ -32,8 +32,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _count(minimum: int):
-    """An argparse type: an int of at least `minimum`."""
+def _count(minimum: int, maximum: int | None = None):
+    """An argparse type: an int from `minimum` to `maximum` (None: no upper bound)."""
 
     def parse(text: str) -> int:
         try:
@@ -42,27 +42,15 @@ def _count(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {value}")
         return value
 
     parse.__name__ = "int"
     return parse
 
 
-def _seed(text: str) -> int:
-    value = _count(0)(text)
-    if value > 2**32 - 1:
-        raise argparse.ArgumentTypeError(f"must be at most {2**32 - 1}, not {value}")
-    return value
-
-
-_seed.__name__ = "seed"
-
-
-def _retries(text: str) -> int:
-    value = _count(0)(text)
-    if value > 100:
-        raise argparse.ArgumentTypeError(f"must be at most 100, not {value}")
-    return value
+_seed = _count(0, 2**32 - 1)
 
 
 def _seconds(text: str) -> float:
@@ -155,7 +143,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not ranks or None in ranks:
         raise UsageError(f"--cards must be card names like A,3,K,6, not {args.cards!r}")
     # Anything past the verifier's limit scores the same, so more is never read (stdin may not end).
-    response = sys.stdin.read(MAX_ANSWER_CHARS + 1) if args.answer == "-" else args.answer
+    response = sys.stdin.read(MAX_RESPONSE_CHARS + 1) if args.answer == "-" else args.answer
     values = [rank_value(r, not args.face_values) for r in ranks]
     verdict = verify(response, values, args.target, cards=ranks, check_recognition=args.check_cards)
     print(f"{verdict.outcome.value} {verdict.reward:+g}: {verdict.feedback}")
@@ -165,7 +153,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from shiftlab.evaluation import EvaluationError, evaluate
+    from shiftlab.evaluation import evaluate
     from shiftlab.policies import make_policy
 
     presets = _tasks(args.tasks)
@@ -183,12 +171,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return tqdm(total=total, initial=len(done), desc=task, unit="episode", file=sys.stderr,
                     disable=args.quiet, dynamic_ncols=True)
 
-    try:
-        results = evaluate([p.name for p in presets], policy, args.episodes, _output_dir(args.out), seed=args.seed,
-                           batch_size=args.batch_size, progress=progress, max_response_chars=args.max_response_chars,
-                           **overrides)
-    except EvaluationError as error:
-        raise UsageError(str(error)) from None
+    results = evaluate([p.name for p in presets], policy, args.episodes, _output_dir(args.out), seed=args.seed,
+                       batch_size=args.batch_size, progress=progress, max_response_chars=args.max_response_chars,
+                       **overrides)
     from shiftlab.evaluation import markdown_table
 
     print(markdown_table(results), end="")
@@ -267,9 +252,7 @@ def cmd_sft_data(args: argparse.Namespace) -> int:
             raise UsageError(f"--env takes KEY=VALUE, not {item!r}")
         env[key] = _literal(value)
     presets = _tasks(args.tasks)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {args.out!r} exists and is not a directory")
+    _output_dir(args.out)
     try:
         check_env_options([p.name for p in presets], env)
         sources = [Source(p.name, args.episodes, env, args.revisions) for p in presets]
@@ -400,12 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--resolution", type=int, default=None, help="override the image resolution")
     evaluation.add_argument("--max-tokens", type=_count(1), default=None,
                             help="cap on each answer's tokens for hf: and openai: policies (default 256)")
-    evaluation.add_argument("--max-response-chars", type=_count(1), default=MAX_RESPONSE_CHARS,
+    evaluation.add_argument("--max-response-chars", type=_count(1), default=MAX_ANSWER_CHARS,
                             help="answers are cut to this many characters before they are scored, stored or sent "
-                            f"back (default {MAX_RESPONSE_CHARS:,})")
+                            f"back (default {MAX_ANSWER_CHARS:,})")
     evaluation.add_argument("--timeout", type=_seconds, default=None,
                             help="openai: seconds to wait for each answer (default 60)")
-    evaluation.add_argument("--retries", type=_retries, default=None,
+    evaluation.add_argument("--retries", type=_count(0, 100), default=None,
                             help="openai: retries after a failed or timed-out request, at most 100 (default 3)")
     evaluation.add_argument("--out", required=True, help="output directory (resumed if it holds this run)")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -20,7 +20,7 @@ from typing import Any
 
 from shiftlab.errors import DependencyError, InputError
 from shiftlab.policies.base import Policy
-from shiftlab.rollout import MAX_RESPONSE_CHARS, iter_episodes
+from shiftlab.rollout import MAX_ANSWER_CHARS, iter_episodes
 from shiftlab.tasks import check_env_options, get_preset
 
 RUN_FILE = "run.json"
@@ -159,7 +159,7 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
             raise EvaluationError(f"{path} is not readable run settings ({error}); use another --out") from None
         if not isinstance(previous, dict):
             raise EvaluationError(f"{path} is not readable run settings; use another --out")
-        previous.setdefault("max_response_chars", MAX_RESPONSE_CHARS)  # written before the cap was recorded
+        previous.setdefault("max_response_chars", MAX_ANSWER_CHARS)  # written before the cap was recorded
         for key in ("policy", "seed", "env_overrides", "max_response_chars"):
             if previous.get(key) != run.get(key):
                 raise EvaluationError(
@@ -193,7 +193,7 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 32,
     progress: Callable[[str, int, Iterable[int]], Any] | None = None,
-    max_response_chars: int = MAX_RESPONSE_CHARS,
+    max_response_chars: int = MAX_ANSWER_CHARS,
     **env_overrides: Any,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate `policy` on `tasks` (preset names), `episodes` episodes each, resuming what `out_dir` has.

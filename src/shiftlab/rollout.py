@@ -92,10 +92,10 @@ class _Live:
     info: dict[str, Any]
 
 
-MAX_RESPONSE_CHARS = 16_384
+MAX_ANSWER_CHARS = 16_384
 
 
-def bounded_response(text: Any, limit: int = MAX_RESPONSE_CHARS) -> tuple[str, int | None]:
+def bounded_response(text: Any, limit: int = MAX_ANSWER_CHARS) -> tuple[str, int | None]:
     """A policy's text as the environments, prompts and logs take it: a str of at most `limit`
     characters (the rest is cut, and the original length returned) that encodes as UTF-8 (a lone
     surrogate, which a faulty server can send, becomes '?' instead of breaking the next request)."""
@@ -116,7 +116,7 @@ def iter_episodes(
     seed: int = 0,
     batch_size: int = 32,
     evaluation: bool = True,
-    max_response_chars: int = MAX_RESPONSE_CHARS,
+    max_response_chars: int = MAX_ANSWER_CHARS,
     **env_overrides: Any,
 ) -> Iterator[Trajectory]:
     """Play the given episode indices and yield each trajectory as it finishes. Episode i resets with

@@ -64,21 +64,23 @@ def load_config(cls: type, path: str | Path | None = None, overrides: dict[str, 
 MAX_SEED = 2**32 - 1
 
 
-def check_ranges(config: Any, ranges: dict[str, tuple[float | None, float | None]], *, above: Iterable[str] = ()) -> None:
-    """Raise ConfigError unless each key's value lies in its [low, high] (None: no bound); for the keys in
-    `above` the low end is excluded. Keys whose value is None (optional settings left out) pass."""
-    above = set(above)
+def check_ranges(config: Any, ranges: dict[str, tuple[float | None, float | None]], *, above: Iterable[str] = (),
+                 below: Iterable[str] = ()) -> None:
+    """Raise ConfigError unless each key's value (each item, for a list) lies in its [low, high] (None: no
+    bound); the keys in `above` exclude the low end, those in `below` the high end. A value of None (an
+    optional setting left out) passes."""
+    above, below = set(above), set(below)
     for key, (low, high) in ranges.items():
         value = getattr(config, key)
-        values = value if isinstance(value, list) else [value]
-        for v in values:
+        for v in value if isinstance(value, list) else [value]:
             if v is None:
                 continue
             if low is not None and (v <= low if key in above else v < low):
                 bound = f"above {low:g}" if key in above else f"at least {low:g}"
                 raise ConfigError(f"config key {key!r} must be {bound}, not {v}")
-            if high is not None and v > high:
-                raise ConfigError(f"config key {key!r} must be at most {high:g}, not {v}")
+            if high is not None and (v >= high if key in below else v > high):
+                bound = f"below {high:g}" if key in below else f"at most {high:g}"
+                raise ConfigError(f"config key {key!r} must be {bound}, not {v}")
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -118,11 +120,9 @@ def resume_point(config: Any, output: Path, last: Path | None, marker: str, keys
         return None
     if config.resume != "auto":
         last = Path(config.resume)
-        if not (last / marker).is_file():
-            raise ConfigError(f"resume: {config.resume!r} is not a checkpoint directory (no {marker})")
     if last is not None and not (last / marker).is_file():
-        raise ConfigError(f"checkpoint {str(last)!r} is incomplete (no {marker}); delete it to resume from the one "
-                          "before, or use a new output_dir")
+        raise ConfigError(f"checkpoint {str(last)!r} is incomplete or not a checkpoint (no {marker}); delete it to "
+                          "resume from the one before, or use a new output_dir")
     if last is not None:
         check_same_run(config, output, keys)
     return last

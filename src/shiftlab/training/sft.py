@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import warnings
@@ -91,38 +92,28 @@ class SFTRunConfig:
                     raise ConfigError(f"config key 'env': {error}") from None
         elif self.env:
             raise ConfigError("config key 'env' applies to expert data made from `tasks`, not to saved `data`")
-        positive = {"episodes": self.episodes, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
-                    "save_steps": self.save_steps, "logging_steps": self.logging_steps, "lora_r": self.lora_r}
-        for key, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"config key {key!r} must be at least 1, not {value}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ConfigError(f"config key 'max_steps' must be positive or -1, not {self.max_steps}")
-        if self.epochs <= 0 or self.learning_rate <= 0:
-            raise ConfigError("config keys 'epochs' and 'learning_rate' must be positive")
-        if not 0 <= self.warmup_ratio < 1 or not 0 <= self.lora_dropout < 1:
-            raise ConfigError("config keys 'warmup_ratio' and 'lora_dropout' must be in [0, 1)")
-        if self.max_length is not None and self.max_length < 16:
-            raise ConfigError(f"config key 'max_length' must be at least 16 or None, not {self.max_length}")
+        from shiftlab.training.expert_data import MAX_EPISODES, MAX_REVISIONS
+
+        # [low, high]; the keys in `above` exclude their low end, those in `below` their high end.
+        check_ranges(self, {"episodes": (1, MAX_EPISODES), "revisions": (0, MAX_REVISIONS), "epochs": (0, 1e6),
+                            "max_steps": (-1, 10**9), "batch_size": (1, 65_536), "grad_accum": (1, 65_536),
+                            "learning_rate": (0, 1), "warmup_ratio": (0, 1), "weight_decay": (0, None),
+                            "max_grad_norm": (0, None), "max_length": (16, 10**7), "lora_r": (1, 65_536),
+                            "lora_alpha": (0, None), "lora_dropout": (0, 1), "save_steps": (1, 10**9),
+                            "save_total_limit": (1, None), "logging_steps": (1, 10**9)},
+                     above=("epochs", "learning_rate", "max_grad_norm", "lora_alpha"),
+                     below=("warmup_ratio", "lora_dropout"))
+        if self.max_steps == 0:
+            raise ConfigError("config key 'max_steps' must be positive or -1, not 0")
+        for key, path in {"model": self.model, "data": self.data}.items():
+            if path is not None and Path(path).resolve() == Path(self.output_dir).resolve():
+                raise ConfigError(f"output_dir is the {key} itself ({path!r}); write the run somewhere else")
         reporters = {"tensorboard", "wandb", "none"}
         for name in self.report_to:
             if name not in reporters:
                 raise ConfigError(f"config key 'report_to' takes {', '.join(sorted(reporters))}, not {name!r}")
             if name != "none" and importlib.util.find_spec(name) is None:
                 raise ConfigError(f"config key 'report_to': {name} is not installed (pip install {name})")
-        from shiftlab.training.expert_data import MAX_EPISODES, MAX_REVISIONS
-
-        used = {"model": self.model, "data": self.data}
-        for key, path in used.items():
-            if path is not None and Path(path).resolve() == Path(self.output_dir).resolve():
-                raise ConfigError(f"output_dir is the {key} itself ({path!r}); write the run somewhere else")
-
-        check_ranges(self, {"episodes": (1, MAX_EPISODES), "revisions": (0, MAX_REVISIONS),
-                            "max_grad_norm": (0, None), "weight_decay": (0, None), "lora_alpha": (0, None),
-                            "save_total_limit": (1, None), "epochs": (0, 1e6), "max_steps": (-1, 10**9),
-                            "lora_r": (1, 65_536), "max_length": (16, 10**7), "grad_accum": (1, 65_536),
-                            "batch_size": (1, 65_536), "save_steps": (1, 10**9), "logging_steps": (1, 10**9)},
-                     above=("max_grad_norm", "lora_alpha", "epochs"))
 
 
 @dataclass
@@ -282,8 +273,6 @@ def _progress_bar():
 
 def _check_checkpoint(path: Path) -> None:
     """The trainer state and weights of the checkpoint a run resumes from, checked before TRL reads them."""
-    import json
-
     try:
         state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
         if not isinstance(state, dict) or type(state.get("global_step")) is not int or state["global_step"] < 1:

@@ -115,52 +115,30 @@ class RLConfig:
         for task in [self.task, *(self.eval_tasks or [])]:
             if task not in known:
                 raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(sorted(known))}")
-        positive = {"steps": self.steps, "prompts_per_step": self.prompts_per_step, "group_size": self.group_size,
-                    "max_new_tokens": self.max_new_tokens, "rollout_batch_size": self.rollout_batch_size,
-                    "epochs": self.epochs, "mini_batches": self.mini_batches,
-                    "micro_batch_size": self.micro_batch_size, "sampling_rounds": self.sampling_rounds,
-                    "eval_episodes": self.eval_episodes, "save_steps": self.save_steps, "lora_r": self.lora_r}
-        for key, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"config key {key!r} must be at least 1, not {value}")
         from shiftlab.evaluation import MAX_BATCH_SIZE
 
-        if self.rollout_batch_size > MAX_BATCH_SIZE:
-            raise ConfigError(f"config key 'rollout_batch_size' must be at most {MAX_BATCH_SIZE}, not "
-                              f"{self.rollout_batch_size}")
-        if self.learning_rate <= 0 or self.max_grad_norm <= 0:
-            raise ConfigError("config keys 'learning_rate' and 'max_grad_norm' must be positive")
-        if self.temperature < 0 or self.eval_temperature < 0 or not 0 < self.top_p <= 1:
-            raise ConfigError("temperatures must be >= 0 and top_p in (0, 1]")
-        for key in ("clip_low", "clip_high", "ppo_clip"):
-            if not 0 < getattr(self, key) < 1:
-                raise ConfigError(f"config key {key!r} must be in (0, 1), not {getattr(self, key)}")
-        for key in ("gamma", "gae_lambda", "thought_coef"):
-            if not 0 <= getattr(self, key) <= 1:
-                raise ConfigError(f"config key {key!r} must be in [0, 1], not {getattr(self, key)}")
-        if self.dual_clip is not None and self.dual_clip <= 1:
-            raise ConfigError(f"config key 'dual_clip' must be above 1 (or None), not {self.dual_clip}")
-        if self.kl_coef < 0 or self.value_coef < 0 or self.warmup_steps < 0 or self.eval_steps < 0:
-            raise ConfigError("config keys 'kl_coef', 'value_coef', 'warmup_steps' and 'eval_steps' must be >= 0")
-        if any(width < 1 for width in self.value_hidden):
-            raise ConfigError("config key 'value_hidden' takes positive widths")
+        # [low, high]; the keys in `above` exclude their low end.
+        check_ranges(self, {
+            "steps": (1, 10**9), "prompts_per_step": (1, None), "group_size": (1, None),
+            "max_new_tokens": (1, MAX_NEW_TOKENS), "rollout_batch_size": (1, MAX_BATCH_SIZE), "epochs": (1, 1000),
+            "mini_batches": (1, 65_536), "micro_batch_size": (1, 65_536), "sampling_rounds": (1, 1000),
+            "eval_episodes": (1, 10**6), "save_steps": (1, 10**9), "eval_steps": (0, 10**9), "lora_r": (1, 65_536),
+            "learning_rate": (0, 1), "adam_eps": (0, 1), "max_grad_norm": (0, None), "weight_decay": (0, None),
+            "warmup_steps": (0, 10**9), "temperature": (0, 100), "eval_temperature": (0, 100), "top_p": (0, 1),
+            "clip_low": (0, 1), "clip_high": (0, 1), "ppo_clip": (0, 1), "gamma": (0, 1), "gae_lambda": (0, 1),
+            "thought_coef": (0, 1), "dual_clip": (1, None), "kl_coef": (0, None), "value_coef": (0, None),
+            "value_clip": (0, None), "value_hidden": (1, 65_536), "lora_alpha": (0, None), "lora_dropout": (0, 1),
+            "save_total_limit": (1, None),
+        }, above=("learning_rate", "adam_eps", "max_grad_norm", "top_p", "clip_low", "clip_high", "ppo_clip",
+                  "dual_clip", "value_clip", "lora_alpha"),
+           below=("clip_low", "clip_high", "ppo_clip", "lora_dropout"))
+        if self.prompts_per_step * self.group_size > MAX_EPISODES_PER_STEP:
+            raise ConfigError(f"prompts_per_step x group_size must be at most {MAX_EPISODES_PER_STEP:,} episodes "
+                              f"per step, not {self.prompts_per_step * self.group_size:,}")
+        if Path(self.model).resolve() == Path(self.output_dir).resolve():
+            raise ConfigError(f"output_dir is the model itself ({self.model!r}); write the run somewhere else")
         if self.algorithm == "grpo" and self.group_size < 2 and self.advantage != "rloo":
             raise ConfigError("GRPO needs group_size >= 2: a group of one has no baseline to compare with")
         for name in self.report_to:
             if name not in ("tensorboard", "none"):
                 raise ConfigError(f"config key 'report_to' takes tensorboard or none, not {name!r}")
-        check_ranges(self, {
-            "learning_rate": (0, 1), "adam_eps": (0, 1), "weight_decay": (0, None), "lora_alpha": (0, None),
-            "value_clip": (0, None), "warmup_steps": (0, 10**9), "save_total_limit": (1, None), "steps": (1, 10**9),
-            "max_new_tokens": (1, MAX_NEW_TOKENS), "value_hidden": (1, 65_536), "eval_episodes": (1, 10**6),
-            "temperature": (0, 100), "eval_temperature": (0, 100), "lora_r": (1, 65_536), "epochs": (1, 1000),
-            "mini_batches": (1, 65_536), "sampling_rounds": (1, 1000), "micro_batch_size": (1, 65_536),
-            "save_steps": (1, 10**9), "eval_steps": (0, 10**9),
-        }, above=("learning_rate", "adam_eps", "lora_alpha", "value_clip"))
-        if Path(self.model).resolve() == Path(self.output_dir).resolve():
-            raise ConfigError(f"output_dir is the model itself ({self.model!r}); write the run somewhere else")
-        if not 0 <= self.lora_dropout < 1:
-            raise ConfigError(f"config key 'lora_dropout' must be in [0, 1), not {self.lora_dropout}")
-        if self.prompts_per_step * self.group_size > MAX_EPISODES_PER_STEP:
-            raise ConfigError(f"prompts_per_step x group_size must be at most {MAX_EPISODES_PER_STEP:,} episodes "
-                              f"per step, not {self.prompts_per_step * self.group_size:,}")

@@ -107,8 +107,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         raise ConfigError(f"config key 'env': {error}") from None
     output = output_directory(config.output_dir)
     resume_from = resume_point(config, output, (_checkpoints(output) or [None])[-1], "state.json", RESUME_KEYS)
-    if resume_from is not None:
-        _check_checkpoint(resume_from)
+    resumed = _read_checkpoint(resume_from) if resume_from is not None else None
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
     use_cuda = torch.cuda.is_available()
@@ -144,9 +143,8 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     base = read_compute(config.model) if Path(config.model).is_dir() else None
     base_flops = float(base["flops"]) if base and "flops" in base else 0.0
 
-    counters = Counters()
+    counters = resumed or Counters()
     if resume_from is not None:
-        counters = Counters(**json.loads((resume_from / "state.json").read_text())["counters"])
         try:
             optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", weights_only=True))
             scheduler.load_state_dict(torch.load(resume_from / "scheduler.pt", weights_only=True))
@@ -567,13 +565,14 @@ def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, model: 
     return final
 
 
-def _check_checkpoint(path: Path) -> None:
-    """A checkpoint is written under a temporary name and renamed when whole; one that is not whole was
-    edited or damaged since, and is named rather than half-loaded."""
+def _read_checkpoint(path: Path) -> Counters:
+    """The counters of the checkpoint a run resumes from, after checking it is whole. A checkpoint is
+    written under a temporary name and renamed when whole; one that is not was edited or damaged since,
+    and is named rather than half-loaded."""
     try:
-        counters = json.loads((path / "state.json").read_text(encoding="utf-8"))["counters"]
-        Counters(**counters)
-        if not all(type(v) is int and v >= 0 for v in counters.values()):
+        values = json.loads((path / "state.json").read_text(encoding="utf-8"))["counters"]
+        counters = Counters(**values)
+        if not all(type(v) is int and v >= 0 for v in values.values()):
             raise ValueError
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise ConfigError(f"checkpoint {str(path)!r} has no readable state.json; delete it to resume from the "
@@ -583,6 +582,7 @@ def _check_checkpoint(path: Path) -> None:
         raise ConfigError(f"checkpoint {str(path)!r} is incomplete (no {', '.join(missing)}); delete it to resume "
                           "from the one before, or use a new output_dir")
     check_checkpoint_weights(path)
+    return counters
 
 
 def _checkpoints(output: Path) -> list[Path]:
