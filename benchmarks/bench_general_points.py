@@ -21,7 +21,7 @@ import gymnasium as gym
 from gymnasium.utils import seeding
 
 import shiftlab  # noqa: F401  (registers the environments)
-from shiftlab.envs.general_points import GeneralPointsEnv, expert_answer, solver, verify
+from shiftlab.tasks.general_points import GeneralPointsEnv, expert_answer, solver, verify
 
 
 def timed(fn, repeat: int) -> list[float]:

@@ -125,7 +125,7 @@ def gp_dataset(rows: int):
     """The first turns of episodes 0..rows-1 (env seed DATA_SEED + k), as TRL's conversational prompts."""
     from datasets import Dataset
 
-    from shiftlab.tasks import get_preset
+    from shiftlab.task import get_preset
 
     preset = get_preset("gp-l")
     env = preset.make_env(max_attempts=1)
@@ -151,7 +151,7 @@ def run_trl(model_dir: Path, workdir: Path, args: argparse.Namespace) -> dict[st
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from shiftlab.tasks import get_preset
+    from shiftlab.task import get_preset
 
     steps = args.warmup + args.steps
     batch = args.prompts * args.group
@@ -280,11 +280,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"at most {args.max_new_tokens} new tokens, micro-batch {args.micro_batch}, fp32, "
           f"{args.warmup} warm-up + {args.steps} timed steps each")
 
-    from shiftlab.models.builders import build_model
+    from shiftlab.training.base_model import build_base_model
 
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
-        model_dir = build_model(workdir / "model", kind="lm", size=args.size, seed=0)
+        model_dir = build_base_model(workdir / "model", kind="lm", size=args.size, seed=0)
         trainers = {"shiftlab": run_shiftlab, "TRL": run_trl}
         order = ["TRL", "shiftlab"] if args.trl_first else ["shiftlab", "TRL"]
         runs, others = {}, {}

@@ -20,7 +20,7 @@ import torch
 from shiftlab.models.builders import build_causal_lm
 from shiftlab.policies.hf import HFPolicy
 from shiftlab.rollout import run_episodes
-from shiftlab.tasks import get_preset
+from shiftlab.task import get_preset
 
 
 class Timed:

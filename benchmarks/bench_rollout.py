@@ -14,7 +14,7 @@ import time
 
 from shiftlab.policies import ExpertPolicy
 from shiftlab.rollout import run_episodes
-from shiftlab.tasks import get_preset
+from shiftlab.task import get_preset
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from shiftlab.models.builders import build_model
+from shiftlab.training.base_model import build_base_model
 from shiftlab.training.compute import read_compute
 from shiftlab.training.config import load_config
 from shiftlab.training.sft import SFTRunConfig, run_sft
@@ -78,7 +78,7 @@ def main() -> None:
     before = matmul_peak(device, dtype)
 
     with tempfile.TemporaryDirectory() as directory:
-        model_dir = build_model(Path(directory) / "model", kind="lm", size=args.size, seed=0)
+        model_dir = build_base_model(Path(directory) / "model", kind="lm", size=args.size, seed=0)
         config = load_config(SFTRunConfig, overrides={
             "model": str(model_dir), "output_dir": str(Path(directory) / "run"), "tasks": ["gp-l"],
             "episodes": args.episodes, "max_steps": args.steps, "batch_size": args.batch_size,

@@ -21,6 +21,7 @@ RECORD = Path(__file__).parent / "data" / "recorded_run.json"
 PAPER_PRESETS = ("gp-l", "gp-l/rule-ood", "gp-vl", "gp-vl/rule-ood", "gp-vl/visual-ood", "virl-l",
                  "virl-l/rule-ood", "virl-vl", "virl-vl/rule-ood", "virl-vl/visual-ood",
                  "virl-vl/visual-ood-extended")
+PAPER_TASKS = ("general-points", "virl")
 SMALL_IMAGES = {"gp": {"resolution": 64}, "virl": {"resolution": 32}}
 
 
@@ -35,7 +36,7 @@ def _small(name: str) -> dict:
 def oracle_trajectories() -> dict:
     from shiftlab.policies import ExpertPolicy, RandomPolicy
     from shiftlab.rollout import run_episodes
-    from shiftlab.tasks import get_preset
+    from shiftlab.task import get_preset
 
     out = {}
     for name in PAPER_PRESETS:
@@ -57,17 +58,20 @@ def evaluation_results(tmp: Path) -> dict:
 
 
 def data_fingerprints() -> dict:
-    from shiftlab.models.builders import task_corpus
+    import datasets
+
+    from shiftlab.training.base_model import task_corpus
     from shiftlab.training.expert_data import Source, build_dataset
     from shiftlab.training.pretrain import mixture, support_rows
 
-    corpus = task_corpus(episodes_per_task=2, seed=3)
+    corpus = task_corpus(episodes_per_task=2, seed=3, tasks=PAPER_TASKS)
     sft = build_dataset([Source("gp-l", 6, revisions=1), Source("virl-l", 2), Source("gp-vl", 2, {"resolution": 64})],
                         seed=4)
     sft_rows = [{k: v for k, v in row.items() if k != "images"} for row in sft]
-    images = [hashlib.sha256(image["bytes"]).hexdigest()[:16] for row in sft.with_format(None).cast_column(
-        "images", __import__("datasets").List(__import__("datasets").Image(decode=False))) for image in row["images"]]
-    pretraining = build_dataset(mixture("vlm", 4)[::3], seed=2, extra_rows=support_rows(10, seed=2, images=True))
+    undecoded = sft.cast_column("images", datasets.List(datasets.Image(decode=False)))
+    images = [hashlib.sha256(image["bytes"]).hexdigest()[:16] for row in undecoded for image in row["images"]]
+    pretraining = build_dataset(mixture("vlm", 4, tasks=PAPER_TASKS)[::3], seed=2,
+                                extra_rows=support_rows(10, seed=2, images=True, tasks=PAPER_TASKS))
     pretraining_text = [row["messages"] for row in pretraining.select_columns(["messages"])]
     return {"corpus": {"lines": len(corpus), "digest": _digest(corpus)},
             "sft_data": {"rows": len(sft_rows), "digest": _digest(sft_rows), "images": _digest(images)},
@@ -79,14 +83,14 @@ def model_runs(tmp: Path) -> dict:
     from safetensors.torch import load_file
 
     from shiftlab.evaluation import evaluate
-    from shiftlab.models.builders import build_model
     from shiftlab.policies.hf import HFPolicy
+    from shiftlab.training.base_model import build_base_model
     from shiftlab.training.config import load_config
     from shiftlab.training.rl.config import RLConfig
     from shiftlab.training.rl.trainer import run_rl
     from shiftlab.training.sft import SFTRunConfig, run_sft
 
-    model = build_model(tmp / "model", kind="lm", size="tiny", seed=7)
+    model = build_base_model(tmp / "model", kind="lm", size="tiny", seed=7, tasks=PAPER_TASKS)
     vocab = json.loads((model / "tokenizer.json").read_text())["model"]["vocab"]
     weights = load_file(str(model / "model.safetensors"))
     weight_sum = float(sum(float(w.double().abs().sum()) for w in weights.values()))

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from oracle import fast
 
-from shiftlab.envs.general_points.verifier import Outcome, RewardTable, Verdict, verify
-from shiftlab.envs.response import MAX_RESPONSE_CHARS
+from shiftlab.tasks.general_points.verifier import Outcome, RewardTable, Verdict, verify
+from shiftlab.tasks.response import MAX_RESPONSE_CHARS
 
 HAND = [4, 3, 2, 10]
 HAND_CARDS = ["4", "3", "2", "10"]

@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 from shiftlab.cli import main
-from shiftlab.envs.general_points.cards import rank_value
-from shiftlab.envs.general_points.expert import expert_answer
 from shiftlab.evaluation import evaluate
 from shiftlab.policies import Request, make_policy
 from shiftlab.policies.api import OpenAIPolicy, PolicyError
-from shiftlab.tasks import get_preset
+from shiftlab.task import get_preset
+from shiftlab.tasks.general_points.cards import rank_value
+from shiftlab.tasks.general_points.expert import expert_answer
 
 
 class FakeAPI(BaseHTTPRequestHandler):

@@ -208,9 +208,9 @@ def test_a_huge_episode_count_streams(tmp_path):
 @pytest.fixture(scope="module")
 def truncated_model(tmp_path_factory):
     pytest.importorskip("transformers")
-    from shiftlab.models.builders import build_model
+    from shiftlab.training.base_model import build_base_model
 
-    path = build_model(tmp_path_factory.mktemp("model") / "m", kind="lm", size="tiny", seed=0)
+    path = build_base_model(tmp_path_factory.mktemp("model") / "m", kind="lm", size="tiny", seed=0)
     weights = Path(path) / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     return str(path)
@@ -258,9 +258,9 @@ def test_nested_json_is_a_line_not_a_recursion_error(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_text_model(tmp_path_factory):
     pytest.importorskip("transformers")
-    from shiftlab.models.builders import build_model
+    from shiftlab.training.base_model import build_base_model
 
-    return str(build_model(tmp_path_factory.mktemp("text") / "m", kind="lm", size="tiny", seed=0))
+    return str(build_base_model(tmp_path_factory.mktemp("text") / "m", kind="lm", size="tiny", seed=0))
 
 
 def test_a_text_model_on_an_image_task_is_one_line(tiny_text_model, tmp_path):

@@ -16,17 +16,16 @@ from shiftlab.models.builders import (  # noqa: E402
     VISION_SIZES,
     VOCAB_SIZES,
     build_causal_lm,
-    build_model,
     build_tokenizer,
     build_vlm,
     byte_tokenizer,
     init_causal_lm,
     init_vlm,
-    task_corpus,
 )
 from shiftlab.policies.base import Request  # noqa: E402
 from shiftlab.policies.hf import HFPolicy  # noqa: E402
-from shiftlab.tasks import get_preset  # noqa: E402
+from shiftlab.task import get_preset  # noqa: E402
+from shiftlab.training.base_model import build_base_model, task_corpus  # noqa: E402
 
 CONVERSATION = [
     {"role": "user", "content": [{"type": "text", "text": "Deal: 3, 7, K, A.", "image": None}]},
@@ -147,7 +146,7 @@ def test_lm_round_trip(bpe, tmp_path):
 
 @pytest.fixture(scope="module")
 def vlm_path(tmp_path_factory):
-    return build_model(tmp_path_factory.mktemp("vlm"), kind="vlm", size="tiny", seed=0)
+    return build_base_model(tmp_path_factory.mktemp("vlm"), kind="vlm", size="tiny", seed=0)
 
 
 def test_vlm_round_trip_on_a_task_image(vlm_path, gp_vl_turn, bpe):
@@ -163,7 +162,7 @@ def test_vlm_round_trip_on_a_task_image(vlm_path, gp_vl_turn, bpe):
     assert inputs["pixel_values"].shape == (1, 3, side, side)
     image_tokens = int((inputs["input_ids"] == model.config.image_token_index).sum())
     assert image_tokens == model.config.image_seq_length == (side // VISION_SIZES["tiny"]["patch_size"]) ** 2
-    fresh, _ = init_vlm(bpe, seed=0)  # build_model's BPE is this one: same corpus, same vocabulary size
+    fresh, _ = init_vlm(bpe, seed=0)  # build_base_model's BPE is this one: same corpus, same vocabulary size
     with torch.no_grad():
         torch.testing.assert_close(model(**inputs).logits, fresh(**inputs).logits, rtol=0, atol=0)
 
@@ -185,8 +184,8 @@ def test_hf_policy_loads_and_runs_the_vlm(vlm_path, gp_vl_turn):
     assert 0 < len(response.token_ids) == len(response.logprobs) <= 4
 
 
-def test_byte_lm_through_build_model(tmp_path):
-    path = build_model(tmp_path / "lm", kind="lm", tokenizer="byte")
+def test_byte_lm_through_build_base_model(tmp_path):
+    path = build_base_model(tmp_path / "lm", kind="lm", tokenizer="byte")
     assert len(_auto_tokenizer(path)) == 4 + 256
 
 
@@ -196,7 +195,7 @@ def test_byte_lm_through_build_model(tmp_path):
 )
 def test_bad_choices_are_named(tmp_path, kwargs, named):
     with pytest.raises(ValueError, match=named):
-        build_model(tmp_path / "m", **kwargs)
+        build_base_model(tmp_path / "m", **kwargs)
     assert not (tmp_path / "m").exists()
 
 

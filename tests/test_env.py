@@ -10,15 +10,15 @@ import pytest
 from gymnasium.error import ResetNeeded
 from gymnasium.utils.env_checker import check_env
 
-from shiftlab.envs.general_points import (
+from shiftlab.tasks.general_points import (
     GeneralPointsEnv,
     RewardTable,
     expert_answer,
     format_answer,
     solutions,
 )
-from shiftlab.envs.general_points.cards import BLACK_SUITS, FACE_RANKS, RANKS, RED_SUITS, rank_value
-from shiftlab.envs.general_points.render import BLACK_INK, RED_INK, card_boxes, suit_probe
+from shiftlab.tasks.general_points.cards import BLACK_SUITS, FACE_RANKS, RANKS, RED_SUITS, rank_value
+from shiftlab.tasks.general_points.render import BLACK_INK, RED_INK, card_boxes, suit_probe
 
 
 @pytest.mark.parametrize("observation", ["text", "image"])

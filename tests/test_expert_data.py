@@ -6,8 +6,8 @@ import datasets
 import numpy as np
 import pytest
 
-from shiftlab.envs.general_points.formula import parse
-from shiftlab.envs.general_points.verifier import verify
+from shiftlab.tasks.general_points.formula import parse
+from shiftlab.tasks.general_points.verifier import verify
 from shiftlab.training.expert_data import RevisionPolicy, Source, build_dataset, episode_rows
 from shiftlab.training.pretrain import mixture, support_rows
 
@@ -67,7 +67,7 @@ def test_revisions_put_wrong_answers_and_feedback_before_the_expert_answer():
 
 def test_revision_policy_counts_attempts_in_the_conversation():
     from shiftlab.policies.base import Request
-    from shiftlab.tasks import get_preset
+    from shiftlab.task import get_preset
 
     env = get_preset("gp-l").make_env()
     _, info = env.reset(seed=0)

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from shiftlab.envs.general_points import render
-from shiftlab.envs.general_points.cards import RANKS, RED_SUITS, SUITS
-from shiftlab.envs.general_points.render import (
+from shiftlab.tasks.general_points import render
+from shiftlab.tasks.general_points.cards import RANKS, RED_SUITS, SUITS
+from shiftlab.tasks.general_points.render import (
     BLACK_INK,
     CARD_COLOR,
     RED_INK,

@@ -15,9 +15,9 @@ from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from shiftlab.cli import main  # noqa: E402
-from shiftlab.models.builders import build_model  # noqa: E402
 from shiftlab.policies.base import Request  # noqa: E402
 from shiftlab.policies.hf import HFPolicy  # noqa: E402
+from shiftlab.training.base_model import build_base_model  # noqa: E402
 from shiftlab.training.config import ConfigError, load_config  # noqa: E402
 from shiftlab.training.rl import objectives as obj  # noqa: E402
 from shiftlab.training.rl.config import RLConfig  # noqa: E402
@@ -29,12 +29,13 @@ TIMING = ("seconds/step", "seconds/rollout", "seconds/update", "samples_per_seco
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
-    return str(build_model(tmp_path_factory.mktemp("lm") / "model", kind="lm", size="tiny", seed=0))
+    return str(build_base_model(tmp_path_factory.mktemp("lm") / "model", kind="lm", size="tiny", seed=0))
 
 
 @pytest.fixture
-def toy(monkeypatch):
-    return toy_task.register(monkeypatch)
+def toy():
+    with toy_task.registered() as preset:
+        yield preset
 
 
 def _config(model, out, **values):
@@ -268,7 +269,7 @@ def test_example_configs_are_valid(name):
 
 
 def test_gp_vl_runs_end_to_end_with_a_vision_language_model(tmp_path_factory, tmp_path):
-    vlm = str(build_model(tmp_path_factory.mktemp("vlm") / "model", kind="vlm", size="tiny", seed=0))
+    vlm = str(build_base_model(tmp_path_factory.mktemp("vlm") / "model", kind="vlm", size="tiny", seed=0))
     result = run_rl(_config(vlm, tmp_path, task="gp-vl", steps=1, max_new_tokens=8, env={"resolution": 64},
                             algorithm="ppo", value_hidden=[16], kl_coef=0.1), progress=False)
     (entry,) = _train_entries(result)

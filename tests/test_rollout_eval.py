@@ -7,10 +7,11 @@ import json
 import pytest
 
 from shiftlab.cli import main
-from shiftlab.evaluation import EvaluationError, evaluate, task_metrics
+from shiftlab.evaluation import EvaluationError, evaluate
+from shiftlab.metrics import episode_metrics
 from shiftlab.policies import ExpertPolicy, RandomPolicy, make_policy
 from shiftlab.rollout import run_episodes
-from shiftlab.tasks import get_preset, list_presets
+from shiftlab.task import get_preset, list_presets
 
 ALL = ",".join(p.name for p in list_presets())
 
@@ -97,8 +98,8 @@ def test_success_within_k_counts_answers_at_the_worst_point():
         return {"success": success, "return": 0.0, "start": {}, "turns": [{"point": p} for p in points]}
 
     records = [record(True, [0]), record(True, [0, 0]), record(True, [0, 1, 1, 2]), record(False, [0, 0])]
-    assert task_metrics(records, 2)["success_within_k"] == [0.25, 0.75]
-    assert task_metrics(records, 2)["success_rate"] == 0.75
+    assert episode_metrics(records, 2)["success_within_k"] == [0.25, 0.75]
+    assert episode_metrics(records, 2)["success_rate"] == 0.75
 
 
 @pytest.mark.parametrize("spec", ["expert", "random", "random:4"])

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, TrainerCallback  # noqa: E402
 
 from shiftlab.cli import main  # noqa: E402
-from shiftlab.models.builders import build_model  # noqa: E402
+from shiftlab.training.base_model import build_base_model  # noqa: E402
 from shiftlab.training.compute import flop_parameters, read_compute  # noqa: E402
 from shiftlab.training.config import ConfigError, load_config  # noqa: E402
 from shiftlab.training.expert_data import Source, build_dataset  # noqa: E402
@@ -21,7 +21,7 @@ from shiftlab.training.sft import SFTRunConfig, run_sft  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
-    return str(build_model(tmp_path_factory.mktemp("lm") / "model", kind="lm", size="tiny", seed=0))
+    return str(build_base_model(tmp_path_factory.mktemp("lm") / "model", kind="lm", size="tiny", seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_trained_model_answers_in_the_expert_format(trained):
 
     from shiftlab.policies.hf import HFPolicy
     from shiftlab.rollout import run_episodes
-    from shiftlab.tasks import get_preset
+    from shiftlab.task import get_preset
 
     policy = HFPolicy(str(trained.final_model), max_new_tokens=64, batch_size=8)
     trajectories = run_episodes(get_preset("gp-l"), policy, range(8), seed=10_000)
@@ -139,7 +139,7 @@ def test_completion_loss_trains_on_the_last_answer(tiny_lm, tmp_path):
 
 
 def test_vlm_sft_on_card_images(tmp_path):
-    model = build_model(tmp_path / "vlm", kind="vlm", size="tiny", seed=0)
+    model = build_base_model(tmp_path / "vlm", kind="vlm", size="tiny", seed=0)
     config = load_config(SFTRunConfig, overrides={
         "model": str(model), "tasks": ["gp-vl"], "episodes": 16, "output_dir": str(tmp_path / "run"),
         "max_steps": 6, "batch_size": 4, "learning_rate": 3e-3, "logging_steps": 1, "report_to": ["none"],

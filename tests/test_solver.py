@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from oracle import OPS, PRECEDENCE, combine, fast
 
-from shiftlab.envs.general_points.solver import is_solvable, solutions
+from shiftlab.tasks.general_points.solver import is_solvable, solutions
 
 # --------------------------------------------------------------------------------------------------
 # Oracle

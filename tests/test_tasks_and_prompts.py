@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shiftlab.envs.general_points import expert_answer, verify
-from shiftlab.envs.general_points.cards import FACE_RANKS, rank_value
-from shiftlab.envs.general_points.expert import random_answer
 from shiftlab.play import message_text, play_episode
-from shiftlab.prompts import PROMPT_STYLES, get_prompt
-from shiftlab.tasks import (
+from shiftlab.task import (
     TaskPreset,
     check_env_options,
     get_preset,
+    get_task,
     list_presets,
     ood_presets,
-    register_preset,
+    register_task,
 )
+from shiftlab.tasks.general_points import expert_answer, verify
+from shiftlab.tasks.general_points.cards import FACE_RANKS, rank_value
+from shiftlab.tasks.general_points.expert import random_answer
 
 GP_PRESETS = ["gp-l", "gp-l/rule-ood", "gp-vl", "gp-vl/rule-ood", "gp-vl/visual-ood"]
 
@@ -43,14 +43,16 @@ def test_groups_and_ood_variants():
     assert get_preset("gp-vl/visual-ood").group == "gp-vl"
     assert {p.name for p in ood_presets("gp-vl")} == {"gp-vl/rule-ood", "gp-vl/visual-ood"}
     assert {p.name for p in ood_presets("gp-l/rule-ood")} == {"gp-l/rule-ood"}
-    assert "recognition" in get_preset("gp-vl").metrics and not get_preset("gp-l").metrics
+    assert get_preset("gp-vl").owner is get_task("general-points") is get_preset("gp-l").owner
 
 
 def test_unknown_names_list_the_known_ones():
     with pytest.raises(KeyError, match="gp-l/rule-ood"):
         get_preset("gp-x")
+    with pytest.raises(KeyError, match="example"):
+        get_task("general-points").prompt("nope")
     with pytest.raises(KeyError, match="general-points"):
-        get_prompt("nope")
+        get_task("cards")
 
 
 def test_presets_are_immutable_and_unique():
@@ -58,9 +60,9 @@ def test_presets_are_immutable_and_unique():
     with pytest.raises(TypeError):
         preset.env_kwargs["observation"] = "image"
     with pytest.raises(ValueError, match="already registered"):
-        register_preset(preset)
+        register_task(get_task("general-points"))
     with pytest.raises(ValueError, match="shift"):
-        TaskPreset("x", "shiftlab/GeneralPoints-v0", {}, "general-points", "sideways", "")
+        TaskPreset("x", "general-points", {}, "side ways", "")
 
 
 @pytest.mark.parametrize("name", GP_PRESETS)
@@ -131,7 +133,7 @@ def test_example_style_shows_a_correct_example_under_the_active_rule():
     for name in ["gp-l", "gp-l/rule-ood"]:
         env = get_preset(name).make_env()
         obs, info = env.reset(seed=0)
-        text = PROMPT_STYLES["general-points/example"].first_turn(obs, info)[0]["content"]
+        text = get_task("general-points").prompt("example").first_turn(obs, info)[0]["content"]
         example = text.split("Example answer for the cards ")[1].split("\n")[1]
         cards = [c.strip() for c in text.split("Example answer for the cards ")[1].split(":")[0].split(",")]
         values = [rank_value(c, info["face_cards_as_ten"]) for c in cards]

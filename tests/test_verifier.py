@@ -11,8 +11,8 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from oracle import OPS, PRECEDENCE, fast, tree_value
 
-from shiftlab.envs.general_points.cards import RANKS, rank_value
-from shiftlab.envs.general_points.verifier import Outcome, RewardTable, Verdict, verify
+from shiftlab.tasks.general_points.cards import RANKS, rank_value
+from shiftlab.tasks.general_points.verifier import Outcome, RewardTable, Verdict, verify
 
 HAND = [4, 3, 2, 10]
 HAND_CARDS = ["4", "3", "2", "10"]

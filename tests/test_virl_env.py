@@ -18,7 +18,7 @@ from shiftlab.envs.virl.render import render_grid
 from shiftlab.envs.virl.scene import view_headings
 from shiftlab.envs.virl.world import CITIES, build_world
 from shiftlab.play import play_episode
-from shiftlab.tasks import get_preset, list_presets
+from shiftlab.task import get_preset, list_presets
 
 VIRL_PRESETS = [p.name for p in list_presets() if p.name.startswith("virl")]
 

@@ -2,20 +2,20 @@
 
 The reply is scored by the share of its characters that are digits: a dense, checkable reward that a
 freshly initialised model already earns a little of, so RL has signal from the first step. Two
-attempts; the verifier's feedback goes into the second, as in the real tasks. `register(monkeypatch)`
-adds the preset `toy/digits` (and its prompt style) for one test only, so no other test sees it.
+attempts; the verifier's feedback goes into the second, as in the real tasks. It arrives the way any
+task from outside shiftlab does, a `Task` subclass and `register_task`; `registered()` adds it for one
+test and removes it afterwards, so no other test sees it.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import gymnasium as gym
 
-from shiftlab import tasks
-from shiftlab.prompts import PROMPT_STYLES
-from shiftlab.prompts.messages import revision_turn, user_turn
-from shiftlab.tasks import TaskPreset
+from shiftlab.messages import revision_turn, user_turn
+from shiftlab.task import Task, TaskPreset, constructor_options, register_task, unregister_task
 
-ENV_ID = "shiftlab-test/Digits-v0"
 PRESET = "toy/digits"
 
 
@@ -50,8 +50,6 @@ class DigitsEnv(gym.Env):
 
 
 class DigitsPrompt:
-    answer_key = None
-
     def first_turn(self, observation, info):
         return user_turn(observation)
 
@@ -59,13 +57,34 @@ class DigitsPrompt:
         return revision_turn(messages, response, info["feedback"] + " Try again.")
 
 
-if ENV_ID not in gym.registry:
-    gym.register(ENV_ID, entry_point=DigitsEnv, disable_env_checker=True)
+class Digits(Task):
+    name = "toy-digits"
+    presets = (TaskPreset(PRESET, "toy-digits", {}, "id", "reply with digits (RL tests)"),)
 
-PRESET_OBJECT = TaskPreset(PRESET, ENV_ID, {}, "toy-digits", "id", "reply with digits (RL tests)")
+    def make_env(self, **options):
+        return DigitsEnv(**options)
+
+    def env_options(self):
+        return constructor_options(DigitsEnv)
+
+    def prompt(self, style="default"):
+        return DigitsPrompt()
+
+    def expert_answer(self, info):
+        return "1234"
+
+    def random_answer(self, info, rng):
+        return str(int(rng.integers(10))) + "x"
+
+    def metrics(self, records, attempts):
+        return {"mean_first_share": sum(r["turns"][0]["reward"] for r in records) / len(records)}
 
 
-def register(monkeypatch) -> str:
-    monkeypatch.setitem(PROMPT_STYLES, "toy-digits", DigitsPrompt())
-    monkeypatch.setitem(tasks._PRESETS, PRESET, PRESET_OBJECT)
-    return PRESET
+@contextlib.contextmanager
+def registered():
+    """The toy task in the registry for the duration of the block (a test), then gone again."""
+    register_task(Digits())
+    try:
+        yield PRESET
+    finally:
+        unregister_task(Digits.name)

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from shiftlab import __version__
-from shiftlab.envs.response import MAX_RESPONSE_CHARS
 from shiftlab.errors import DependencyError, InputError
 from shiftlab.evaluation import MAX_BATCH_SIZE
 from shiftlab.rollout import MAX_ANSWER_CHARS
+from shiftlab.tasks.response import MAX_RESPONSE_CHARS
 
 
 class UsageError(InputError):
@@ -64,7 +64,7 @@ def _seconds(text: str) -> float:
 
 
 def _tasks(value: str) -> list:
-    from shiftlab.tasks import get_preset, list_presets
+    from shiftlab.task import get_preset, list_presets
 
     if value.strip() == "all":
         return list_presets()
@@ -84,7 +84,7 @@ def _output_dir(value: str) -> Path:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from shiftlab.tasks import list_presets
+    from shiftlab.task import list_presets
 
     presets = list_presets()
     width = max(len(p.name) for p in presets)
@@ -134,9 +134,9 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from shiftlab.envs.general_points.answer import normalize_rank
-    from shiftlab.envs.general_points.cards import rank_value
-    from shiftlab.envs.general_points.verifier import verify
+    from shiftlab.tasks.general_points.answer import normalize_rank
+    from shiftlab.tasks.general_points.cards import rank_value
+    from shiftlab.tasks.general_points.verifier import verify
 
     cards = [c.strip() for c in args.cards.split(",") if c.strip()]
     ranks = [normalize_rank(c) for c in cards]
@@ -230,10 +230,10 @@ def _config(cls, args: argparse.Namespace, defaults: dict | None = None):
 
 def cmd_build_model(args: argparse.Namespace) -> int:
     _training_imports("build-model")
-    from shiftlab.models.builders import build_model
+    from shiftlab.training.base_model import build_base_model
 
     try:
-        path = build_model(args.out, kind=args.kind, size=args.size, seed=args.seed, tokenizer=args.tokenizer)
+        path = build_base_model(args.out, kind=args.kind, size=args.size, seed=args.seed, tokenizer=args.tokenizer)
     except ValueError as error:
         raise UsageError(str(error)) from None
     print(f"built a {args.size} {args.kind} ({args.tokenizer} tokenizer) in {path}")
@@ -242,7 +242,7 @@ def cmd_build_model(args: argparse.Namespace) -> int:
 
 def cmd_sft_data(args: argparse.Namespace) -> int:
     _training_imports("sft-data")
-    from shiftlab.tasks import check_env_options
+    from shiftlab.task import check_env_options
     from shiftlab.training.expert_data import Source, build_dataset
 
     env = {}

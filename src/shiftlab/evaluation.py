@@ -4,78 +4,34 @@
 - `trajectories/<task>.jsonl`: one line per finished episode, appended as it finishes (a killed run
   loses nothing it had finished; a rerun skips those episodes and gives the same numbers);
 - `results.json`: per task `episodes`, `success_rate`, `success_stderr`, `mean_reward`,
-  `success_within_k` (k = 1 .. attempts), and where they apply `recognition_accuracy`,
-  `step_accuracy` and `per_city`;
-- `results.md`: the same as a table, one row per task variant.
+  `success_within_k` (k = 1 .. attempts), then the task's own figures (`Task.metrics`: e.g. how often
+  the cards were read right, or the share of correct moves and the figures per city);
+- `results.md`: the same as a table, one row per task variant, breakdowns (per city) below it.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from shiftlab.errors import DependencyError, InputError
+from shiftlab.metrics import episode_metrics
 from shiftlab.policies.base import Policy
 from shiftlab.rollout import MAX_ANSWER_CHARS, iter_episodes
-from shiftlab.tasks import check_env_options, get_preset
+from shiftlab.task import Task, check_env_options, get_preset
 
 RUN_FILE = "run.json"
-# The figures a report can put first (`task_metrics` computes the last two where they apply).
-METRICS = ("success_rate", "mean_reward", "step_accuracy", "recognition_accuracy")
 
 
 class EvaluationError(InputError):
     """An evaluation that cannot start or resume (for example, a directory from another run)."""
 
 
-def _stderr(p: float, n: int) -> float:
-    return math.sqrt(p * (1 - p) / n) if n else 0.0
-
-
-def _rate(records: list[dict], key: Callable[[dict], bool]) -> tuple[float, float]:
-    hits = sum(1 for r in records if key(r))
-    p = hits / len(records) if records else 0.0
-    return p, _stderr(p, len(records))
-
-
-def _max_answers_at_a_point(record: dict) -> int:
-    counts: dict[int, int] = defaultdict(int)
-    for turn in record["turns"]:
-        counts[turn["point"]] += 1
-    return max(counts.values(), default=0)
-
-
-def task_metrics(records: list[dict], attempts: int) -> dict[str, Any]:
-    """The figures of one task from its trajectory records."""
-    success, stderr = _rate(records, lambda r: r["success"])
-    metrics: dict[str, Any] = {
-        "episodes": len(records),
-        "success_rate": success,
-        "success_stderr": stderr,
-        "mean_reward": sum(r["return"] for r in records) / len(records) if records else 0.0,
-        "success_within_k": [
-            _rate(records, lambda r, k=k: r["success"] and _max_answers_at_a_point(r) <= k)[0]
-            for k in range(1, attempts + 1)
-        ],
-    }
-    first_turns = [r["turns"][0] for r in records if r["turns"]]
-    if first_turns and all("cards_correct" in t for t in first_turns):
-        metrics["recognition_accuracy"] = sum(t["cards_correct"] for t in first_turns) / len(first_turns)
-    turns = [t for r in records for t in r["turns"]]
-    if turns and "step_index" in turns[0]:
-        metrics["step_accuracy"] = sum(t.get("outcome") == "correct_action" for t in turns) / len(turns)
-        cities: dict[str, list[dict]] = defaultdict(list)
-        for r in records:
-            cities[r["start"].get("city", "?")].append(r)
-        metrics["per_city"] = {city: task_metrics(rs, attempts) for city, rs in sorted(cities.items())
-                               if city != "?"} if len(cities) > 1 else {}
-        for city_metrics in metrics["per_city"].values():
-            city_metrics.pop("per_city", None)
-    return metrics
+def task_metrics(records: list[dict], attempts: int, task: Task) -> dict[str, Any]:
+    """The figures of one preset from its trajectory summaries: the generic ones, then the task's own."""
+    return {**episode_metrics(records, attempts), **task.metrics(records, attempts)}
 
 
 def _task_file(out: Path, task: str) -> Path:
@@ -245,24 +201,44 @@ def evaluate(
                 bar.close()
         records = [done[i] for i in range(episodes)]
         attempts = max(r["start"]["attempts_left"] for r in records)  # the full budget, as seen at reset
-        results[preset.name] = {"shift": preset.shift, **task_metrics(records, attempts)}
+        results[preset.name] = {"shift": preset.shift, **task_metrics(records, attempts, preset.owner)}
     _write_atomically(out / "results.json", json.dumps(results, indent=1))
     _write_atomically(out / "results.md", markdown_table(results))
     return results
 
 
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The single-number figures of one preset's results (what a log line or a plot can take)."""
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "episodes"}
+
+
+def breakdowns(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Figures a task reports per subset (per city, say): entries whose value maps names to metrics."""
+    return {k: v for k, v in metrics.items()
+            if isinstance(v, dict) and v and all(isinstance(m, dict) for m in v.values())}
+
+
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:
-    """One row per task variant, ID and OOD side by side."""
-    header = "| task | shift | episodes | success | mean reward | success@1 | success@max | recognition | step acc. |"
-    lines = [header, "|" + "---|" * 9]
+    """One row per task variant, ID and OOD side by side; the tasks' own figures in their own columns,
+    and any breakdown (per city) in rows below its task."""
+    generic = {"success_rate", "success_stderr", "mean_reward"}
+    extra = list(dict.fromkeys(k for m in results.values() for k in scalar_metrics(m) if k not in generic))
+    header = ["task", "shift", "episodes", "success", "mean reward", "success@1", "success@max",
+              *(k.replace("_", " ") for k in extra)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def row(name: str, shift: str, m: dict[str, Any], summary: bool) -> str:
+        within = m.get("success_within_k") or [0.0]
+        cells = [name, shift, str(m["episodes"]), f"{m['success_rate']:.3f} ± {m['success_stderr']:.3f}",
+                 f"{m['mean_reward']:+.3f}", f"{within[0]:.3f}" if summary else "",
+                 f"{within[-1]:.3f}" if summary else "",
+                 *(f"{m[k]:.3f}" if k in m else "–" for k in extra)]
+        return "| " + " | ".join(cells) + " |"
+
     for task, m in results.items():
-        within = m["success_within_k"]
-        optional = [f"{m[k]:.3f}" if k in m else "–" for k in ("recognition_accuracy", "step_accuracy")]
-        lines.append(
-            f"| {task} | {m['shift']} | {m['episodes']} | {m['success_rate']:.3f} ± {m['success_stderr']:.3f} | "
-            f"{m['mean_reward']:+.3f} | {within[0]:.3f} | {within[-1]:.3f} | {optional[0]} | {optional[1]} |"
-        )
-        for city, c in m.get("per_city", {}).items():
-            lines.append(f"| {task} · {city} | | {c['episodes']} | {c['success_rate']:.3f} ± {c['success_stderr']:.3f}"
-                         f" | {c['mean_reward']:+.3f} | | | | {c.get('step_accuracy', 0):.3f} |")
+        lines.append(row(task, m["shift"], m, True))
+        for groups in breakdowns(m).values():
+            for name, sub in groups.items():
+                lines.append(row(f"{task} · {name}", "", sub, False))
     return "\n".join(lines) + "\n"

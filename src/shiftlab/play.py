@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from shiftlab.prompts import Message
-from shiftlab.tasks import TaskPreset
+from shiftlab.messages import Message, text_of
+from shiftlab.task import TaskPreset
 
 # A policy for one episode: the conversation so far and the env's info -> the response text.
 Respond = Callable[[list[Message], dict], str]
@@ -59,7 +59,4 @@ def play_episode(preset: TaskPreset, seed: int, respond: Respond, **env_override
 
 def message_text(message: Message) -> str:
     """The text of a chat message, with images shown as [image]."""
-    content = message["content"]
-    if isinstance(content, str):
-        return content
-    return "\n".join("[image]" if part.get("type") == "image" else part.get("text", "") for part in content)
+    return text_of(message["content"], "\n", image="[image]")

@@ -1,8 +1,8 @@
 """Batched multi-turn rollouts: many episodes step together, one policy call per turn for all of them.
 
 Every turn, the prompts of all live episodes go to the policy in one batch; each environment verifies
-its answer; the task's prompt style builds the next turn's conversation (GeneralPoints appends the
-answer and the feedback; V-IRL starts afresh after a correct move). Finished episodes are handed out
+its answer; the task's prompt style builds the next turn's conversation (one task appends the answer
+and the feedback, another starts afresh after a correct move: the runner does not care which). Finished episodes are handed out
 as they finish, so a caller can write them down at once and lose nothing if killed. Answers are
 untrusted text: each is bounded in length and made encodable before anything else sees it.
 """
@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from shiftlab.messages import Message
 from shiftlab.policies.base import Policy, Request
-from shiftlab.prompts import Message
-from shiftlab.tasks import TaskPreset
-
-_TURN_INFO_KEYS = ("outcome", "feedback", "cards_correct", "attempts_left", "step_index", "city")
+from shiftlab.task import TaskPreset
 
 
 def json_safe(value: Any) -> Any:
@@ -40,7 +38,7 @@ class Turn:
     messages: list[Message]
     response: str
     reward: float
-    point: int  # the decision point answered (V-IRL's step index; 0 for one-point tasks)
+    point: int  # the decision point answered (`Task.decision_point`; 0 for one-point tasks)
     info: dict[str, Any]
     token_ids: tuple[int, ...] = ()
     logprobs: tuple[float, ...] = ()
@@ -120,7 +118,7 @@ def iter_episodes(
     **env_overrides: Any,
 ) -> Iterator[Trajectory]:
     """Play the given episode indices and yield each trajectory as it finishes. Episode i resets with
-    seed `seed + i` (and, for tasks with a fixed route order, route i). `episodes` is read lazily, so
+    seed `seed + i` (and the task's `reset_options` for episode i). `episodes` is read lazily, so
     a range of any length streams in memory bounded by `batch_size`. Answers longer than
     `max_response_chars` are cut there before they are scored, stored or sent back (the turn records
     `response_chars`, the length that came)."""
@@ -129,14 +127,13 @@ def iter_episodes(
     if max_response_chars < 1:
         raise ValueError(f"max_response_chars must be positive, not {max_response_chars}")
     pending = iter(episodes)
-    prompt = preset.make_prompt()
+    task, prompt = preset.owner, preset.make_prompt()
     live: list[_Live] = []
     idle: list[Any] = []  # environments are reused: building one costs far more than a reset
 
     def start(index: int) -> _Live:
         env = idle.pop() if idle else preset.make_env(evaluation=evaluation, **env_overrides)
-        options_for = getattr(env.unwrapped, "options_for_episode", None)
-        observation, info = env.reset(seed=seed + index, options=options_for(index) if options_for else None)
+        observation, info = env.reset(seed=seed + index, options=task.reset_options(env, index))
         trajectory = Trajectory(preset.name, index, seed + index, dict(info))
         return _Live(env, trajectory, prompt.first_turn(observation, info), info)
 
@@ -156,11 +153,11 @@ def iter_episodes(
                 raise RuntimeError(f"policy {policy.name} returned {len(responses)} responses for {len(live)} prompts")
             still = []
             for episode, response in zip(live, responses, strict=True):
-                point = int(episode.info.get("step_index", 0))
+                point = task.decision_point(episode.info)
                 text, cut = bounded_response(response.text, max_response_chars)
                 observation, reward, terminated, truncated, info = episode.env.step(text)
                 done = terminated or truncated
-                turn_info = {k: info[k] for k in _TURN_INFO_KEYS if k in info}
+                turn_info = {k: info[k] for k in task.turn_keys if k in info}
                 if cut is not None:
                     turn_info["response_chars"] = cut
                 episode.trajectory.turns.append(Turn(episode.messages, text, float(reward), point, turn_info,

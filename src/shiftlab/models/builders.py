@@ -1,10 +1,10 @@
-"""Build small models from nothing, with no network: tokenizers (bytes, or a BPE trained on the tasks'
-text) with a chat template, Llama-style causal LMs and LLaVA-style VLMs at preset sizes, saved as
+"""Build small models from nothing, with no network: tokenizers (bytes, or a BPE trained on a corpus,
+such as the tasks' expert text) with a chat template, Llama-style causal LMs and LLaVA-style VLMs at preset sizes, saved as
 Hugging Face checkpoints that reload through the Auto classes exactly like a downloaded model."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ VISION_SIZES = {
 VOCAB_SIZES = {"tiny": 1024, "small": 4096}
 MAX_POSITIONS = 4096
 KINDS = ("lm", "vlm")
-TOKENIZERS = ("bpe", "byte")
 
 
 def _check_size(size: str) -> None:
@@ -101,37 +100,6 @@ def build_tokenizer(corpus: list[str] | None = None, vocab_size: int = 2048):
     )
     backend.train_from_iterator(corpus, trainer)
     return _wrap(backend)
-
-
-@functools.lru_cache(maxsize=8)
-def _task_corpus(episodes_per_task: int, seed: int) -> tuple[str, ...]:
-    from shiftlab.envs import GENERAL_POINTS_ID, VIRL_ID
-    from shiftlab.policies.oracle import ExpertPolicy
-    from shiftlab.rollout import run_episodes
-    from shiftlab.tasks import list_presets
-
-    # Image size leaves the text alone, and rendering is most of the cost: the smallest images allowed.
-    # V-IRL text comes from the training districts only, so no held-out route is seen here.
-    overrides = {GENERAL_POINTS_ID: {"resolution": 64}, VIRL_ID: {"resolution": 32, "split": "train"}}
-    texts: list[str] = []
-    for preset in list_presets():
-        trajectories = run_episodes(preset, ExpertPolicy(), range(episodes_per_task), seed=seed, evaluation=False,
-                                    **overrides.get(preset.env_id, {}))
-        for trajectory in trajectories:
-            for turn in trajectory.turns:
-                for message in turn.messages:
-                    content = message["content"]
-                    if not isinstance(content, str):
-                        content = "".join(p.get("text") or "" for p in content if p.get("type") != "image")
-                    texts.append(f"{message['role']}: {content}")
-                texts.append(f"assistant: {turn.response}")
-    return tuple(texts)
-
-
-def task_corpus(episodes_per_task: int = 8, seed: int = 0) -> list[str]:
-    """The text of expert conversations on every task preset, one "ROLE: CONTENT" string per turn as
-    the chat template writes it (images left out): what a tokenizer for these tasks should compress."""
-    return list(_task_corpus(episodes_per_task, seed))
 
 
 def llama_config(tokenizer, size: str = "tiny"):
@@ -232,9 +200,10 @@ def build_vlm(path: str | Path, size: str = "tiny", seed: int = 0, tokenizer: An
     return path
 
 
-def build_model(path: str | Path, kind: str = "lm", size: str = "tiny", seed: int = 0, tokenizer: str = "bpe") -> Path:
-    """A `kind` ("lm" or "vlm") model of preset `size` at `path`, with a BPE tokenizer trained on the
-    tasks' expert text (sized by VOCAB_SIZES) or the byte-level one."""
+def build_model(path: str | Path, kind: str = "lm", size: str = "tiny", seed: int = 0,
+                corpus: Iterable[str] | None = None) -> Path:
+    """A `kind` ("lm" or "vlm") model of preset `size` at `path`, with a BPE tokenizer trained on
+    `corpus` (sized by VOCAB_SIZES), or the byte-level one without a corpus."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     _check_size(size)
@@ -244,8 +213,6 @@ def build_model(path: str | Path, kind: str = "lm", size: str = "tiny", seed: in
         raise ValueError(f"{str(path)!r} already holds a model; build into a new directory")
     if type(seed) is not int or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an int from 0 to {2**32 - 1}, not {seed!r}")
-    if tokenizer not in TOKENIZERS:
-        raise ValueError(f"tokenizer must be one of {TOKENIZERS}, not {tokenizer!r}")
-    tok = build_tokenizer(task_corpus(seed=seed), VOCAB_SIZES[size]) if tokenizer == "bpe" else byte_tokenizer()
+    tok = byte_tokenizer() if corpus is None else build_tokenizer(list(corpus), VOCAB_SIZES[size])
     build = build_causal_lm if kind == "lm" else build_vlm
     return build(path, size=size, seed=seed, tokenizer=tok)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from shiftlab.errors import DependencyError
+from shiftlab.messages import Message
 from shiftlab.policies.base import Request, Response
-from shiftlab.prompts import Message
 
 
 class PolicyError(DependencyError):

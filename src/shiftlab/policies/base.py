@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shiftlab.prompts import Message
+from shiftlab.messages import Message
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from PIL import Image
 from transformers import PreTrainedModel
 
 from shiftlab.errors import InputError
+from shiftlab.messages import Message
 from shiftlab.models.loading import load_pretrained, old_cache_name
 from shiftlab.policies.base import Request, Response
-from shiftlab.prompts import Message
 
 
 class HFPolicy:

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from shiftlab.messages import text_of
 from shiftlab.policies.base import Request, Response
-from shiftlab.tasks import get_preset
+from shiftlab.task import get_preset
 
 
 class ExpertPolicy:
@@ -31,14 +32,9 @@ class RandomPolicy:
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         out = []
         for r in requests:
-            key = f"{self.seed}|{r.task}|{len(r.messages)}|{_last_text(r.messages)}"
+            last = text_of(r.messages[-1]["content"], " ", image="") if r.messages else ""
+            key = f"{self.seed}|{r.task}|{len(r.messages)}|{last}"
             rng = np.random.default_rng(list(key.encode()))
             out.append(Response(get_preset(r.task).random_answer(r.info, rng)))
         return out
 
-
-def _last_text(messages) -> str:
-    content = messages[-1]["content"] if messages else ""
-    if isinstance(content, str):
-        return content
-    return " ".join(part.get("text", "") for part in content)

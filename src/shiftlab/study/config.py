@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from shiftlab.task import check_env_options, list_presets, ood_presets, report_metrics
 from shiftlab.training.config import ConfigError
 
 
@@ -40,26 +41,21 @@ class StudyConfig:
     seed: int = field(default=0, metadata={"help": "model building, data, training and sampling"})
 
     def validate(self) -> None:
-        from shiftlab.tasks import list_presets
-
         known = {p.name for p in list_presets()}
         for task in [self.task, *(self.eval_tasks or [])]:
             if task not in known:
                 raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(sorted(known))}")
-        from shiftlab.tasks import check_env_options, ood_presets
-
         try:
             check_env_options([self.task, *(self.eval_tasks or [p.name for p in ood_presets(self.task)])], self.env)
         except ValueError as error:
             raise ConfigError(f"config key 'env': {error}") from None
-        from shiftlab.evaluation import METRICS
         from shiftlab.training.config import check_ranges, load_config
         from shiftlab.training.expert_data import MAX_EPISODES
 
         check_ranges(self, {"eval_episodes": (1, 10**6), "init_episodes": (1, MAX_EPISODES),
                             "sft_episodes": (1, MAX_EPISODES), "checkpoints": (1, 100)})
-        if self.metric not in METRICS:
-            raise ConfigError(f"config key 'metric' must be one of {', '.join(METRICS)}, not {self.metric!r}")
+        if self.metric not in report_metrics():
+            raise ConfigError(f"config key 'metric' must be one of {', '.join(report_metrics())}, not {self.metric!r}")
         if self.pretrain is not None:
             from shiftlab.training.pretrain import PretrainConfig
 

@@ -64,7 +64,7 @@ def _read_stage(path: Path, fields: dict[str, type | tuple[type, ...]]) -> dict[
 
 def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) every stage; returns the report's paths and the results."""
-    from shiftlab.tasks import get_preset, ood_presets
+    from shiftlab.task import get_preset, ood_presets
 
     config.validate()
     if config.model is None and config.preset in PAPER_PRESETS:
@@ -163,12 +163,12 @@ def _base_model(config: StudyConfig, output: Path) -> dict[str, Any]:
         return {"model": str(result.final_model), "flops": result.flops, "started": started}
     import shutil
 
-    from shiftlab.models.builders import build_model
+    from shiftlab.training.base_model import build_base_model
 
     # The stage had not finished (or its record was damaged): what a build left there is made again,
     # identically, from the seed.
     shutil.rmtree(output / "base", ignore_errors=True)
-    path = build_model(output / "base", kind=config.build_kind, size=config.build_size, seed=config.seed)
+    path = build_base_model(output / "base", kind=config.build_kind, size=config.build_size, seed=config.seed)
     return {"model": str(path), "flops": 0.0, "started": started}
 
 
@@ -199,7 +199,7 @@ def _sft_run(config: StudyConfig, out: Path, model: str, episodes: int, data_see
 def _rl_run(config: StudyConfig, out: Path, model: str, eval_tasks: list[str]) -> dict[str, Any]:
     from shiftlab.training.config import load_config
     from shiftlab.training.rl.config import RLConfig
-    from shiftlab.training.rl.trainer import run_rl
+    from shiftlab.training.rl.trainer import evaluation_dir, run_rl
 
     steps = int(config.rl.get("steps", RLConfig.steps))
     values = {"seed": config.seed, **config.rl, "model": model, "output_dir": str(out), "task": config.task,
@@ -208,16 +208,15 @@ def _rl_run(config: StudyConfig, out: Path, model: str, eval_tasks: list[str]) -
               "eval_steps": max(1, math.ceil(steps / config.checkpoints)), "eval_at_start": False,
               "save_steps": max(1, math.ceil(steps / config.checkpoints))}
     result = run_rl(load_config(RLConfig, overrides=values))
+    # Each evaluation's figures come from its own results.json; the log gives its step and compute.
     points = []
     for entry in result.log:
         if entry.get("kind") == "eval":
-            metrics: dict[str, dict[str, Any]] = {}
-            for key, value in entry.items():
-                if key.startswith("eval/"):
-                    task, _, name = key[len("eval/") :].rpartition("/")
-                    metrics.setdefault(task, {})[name] = value
-            for task in metrics:
-                metrics[task]["episodes"] = config.eval_episodes
+            results = evaluation_dir(out, entry["step"]) / "results.json"
+            try:
+                metrics = json.loads(results.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise ConfigError(f"cannot read the RL evaluation {results}: {error}") from None
             points.append({"step": entry["step"], "flops": entry["flops"], "eval": metrics})
     return {"model": str(result.final_model), "steps": result.steps, "flops": result.flops, "points": points}
 

@@ -25,7 +25,7 @@ from PIL import Image
 from shiftlab.policies.base import Request, Response
 from shiftlab.policies.oracle import ExpertPolicy, RandomPolicy
 from shiftlab.rollout import Trajectory, run_episodes
-from shiftlab.tasks import get_preset
+from shiftlab.task import get_preset
 
 # A dataset is built in memory: a million episodes of a task is more than any SFT run here reads, and
 # far less than would exhaust a machine. Revisions past a handful teach nothing the first ones do not.

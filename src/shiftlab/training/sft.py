@@ -79,7 +79,7 @@ class SFTRunConfig:
         if (self.data is None) == (not self.tasks):
             raise ConfigError("give either `data` (a dataset directory) or `tasks` (presets to make expert data from)")
         if self.tasks:
-            from shiftlab.tasks import check_env_options, list_presets
+            from shiftlab.task import check_env_options, list_presets
 
             known = {p.name for p in list_presets()}
             for task in self.tasks:

@@ -20,7 +20,6 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from shiftlab.envs.response import MAX_RESPONSE_CHARS
 from shiftlab.envs.virl.rail import (
     ACTION_SPACES,
     STOP,
@@ -33,6 +32,7 @@ from shiftlab.envs.virl.rail import (
 from shiftlab.envs.virl.scene import GRID_GUTTER
 from shiftlab.envs.virl.sources import ProceduralSource, ReleasedSource, RouteSource
 from shiftlab.envs.virl.verifier import RewardTable, verify
+from shiftlab.tasks.response import MAX_RESPONSE_CHARS
 
 OBSERVATIONS = ("text", "image")
 ROUTE_ORDERS = ("random", "sequential")

@@ -109,7 +109,7 @@ class RLConfig:
     resume: str = field(default="auto", metadata={"help": "auto (the last checkpoint, if any), never, or a path"})
 
     def validate(self) -> None:
-        from shiftlab.tasks import list_presets
+        from shiftlab.task import list_presets
 
         known = {p.name for p in list_presets()}
         for task in [self.task, *(self.eval_tasks or [])]:

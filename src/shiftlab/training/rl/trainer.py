@@ -49,6 +49,11 @@ from shiftlab.training.rl.samples import Sample, action_start, collate, response
 CHECKPOINT_PREFIX = "checkpoint-"
 
 
+def evaluation_dir(output: Path, step: int) -> Path:
+    """Where the evaluation at `step` of the run in `output` writes its trajectories and results.json."""
+    return output / "eval" / f"step-{step:06d}"
+
+
 class ValueHead(nn.Module):
     """The paper's critic: an MLP from the final hidden state at the last prompt token to a value."""
 
@@ -93,7 +98,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
 
     from shiftlab.policies.hf import HFPolicy
     from shiftlab.rollout import run_episodes
-    from shiftlab.tasks import check_env_options, get_preset, ood_presets
+    from shiftlab.task import check_env_options, get_preset, ood_presets
     from shiftlab.training.compute import flop_parameters, read_compute, write_compute
     from shiftlab.training.run_log import JsonlLog
 
@@ -163,7 +168,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                       top_p=config.top_p, batch_size=config.rollout_batch_size, seed=config.seed)
     pad_id = policy.tokenizer.pad_token_id
     # Only PPO weighs reasoning and action tokens apart; GRPO has no use for the split.
-    answer_key = getattr(preset.make_prompt(), "answer_key", None) if config.algorithm == "ppo" else None
+    answer_key = preset.owner.answer_key if config.algorithm == "ppo" else None
     scoring_temperature = config.temperature if config.temperature > 0 else 1.0
     share = not config.gradient_checkpointing  # a shared prompt's cache must keep its activations
 
@@ -185,19 +190,17 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
             writer.flush()
 
     def evaluate_now(step: int) -> dict[str, Any]:
-        from shiftlab.evaluation import evaluate
+        from shiftlab.evaluation import evaluate, scalar_metrics
 
         model.eval()
         judge = HFPolicy(unwrapped, processor, max_new_tokens=config.max_new_tokens,
                          temperature=config.eval_temperature, batch_size=config.rollout_batch_size, seed=config.seed)
         with accelerator.autocast():
-            results = evaluate(eval_tasks, judge, config.eval_episodes, output / "eval" / f"step-{step:06d}",
+            results = evaluate(eval_tasks, judge, config.eval_episodes, evaluation_dir(output, step),
                                batch_size=config.rollout_batch_size, **config.env)
         entry: dict[str, Any] = {"kind": "eval", "step": step, **flops()}
         for task, metrics in results.items():
-            for key in ("success_rate", "success_stderr", "mean_reward", "step_accuracy", "recognition_accuracy"):
-                if key in metrics:
-                    entry[f"eval/{task}/{key}"] = metrics[key]
+            entry.update({f"eval/{task}/{key}": value for key, value in scalar_metrics(metrics).items()})
         record(entry)
         return entry
 

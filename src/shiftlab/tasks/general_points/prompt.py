@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from shiftlab.envs.general_points.cards import RANKS, face_card_rule, rank_value
-from shiftlab.envs.general_points.expert import format_answer
-from shiftlab.envs.general_points.solver import solutions
-from shiftlab.prompts.messages import Message, revision_turn, user_turn
+from shiftlab.messages import Message, revision_turn, user_turn
+from shiftlab.tasks.general_points.cards import RANKS, face_card_rule, rank_value
+from shiftlab.tasks.general_points.expert import format_answer
+from shiftlab.tasks.general_points.solver import solutions
 
 # Hands tried, in order, for the worked example of the `example` style; the first one solvable
 # under the active rule and target is shown.
@@ -32,8 +32,6 @@ class GeneralPointsPrompt:
     that have not been fine-tuned on the format, like the paper's `_EG` prompts)."""
 
     example: bool = False
-    # The JSON key of the final answer; RL weighs the tokens before it (the reasoning) apart from it.
-    answer_key = "formula"
 
     def task_text(self, info: Mapping, image: bool) -> str:
         n, target = len(info["cards"]), info["target"]

@@ -19,11 +19,11 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from shiftlab.envs.general_points.cards import FACE_RANKS, RANKS, SUITS, SUITS_BY_COLOR, rank_value
-from shiftlab.envs.general_points.render import render_table
-from shiftlab.envs.general_points.solver import is_solvable, solutions
-from shiftlab.envs.general_points.verifier import Outcome, RewardTable, Verdict, verify
-from shiftlab.envs.response import MAX_RESPONSE_CHARS
+from shiftlab.tasks.general_points.cards import FACE_RANKS, RANKS, SUITS, SUITS_BY_COLOR, rank_value
+from shiftlab.tasks.general_points.render import render_table
+from shiftlab.tasks.general_points.solver import is_solvable, solutions
+from shiftlab.tasks.general_points.verifier import Outcome, RewardTable, Verdict, verify
+from shiftlab.tasks.response import MAX_RESPONSE_CHARS
 
 OBSERVATIONS = ("text", "image")
 MAX_CARDS = 6

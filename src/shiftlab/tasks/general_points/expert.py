@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from shiftlab.envs.general_points.solver import solutions
+from shiftlab.tasks.general_points.solver import solutions
 
 
 def format_answer(cards: Sequence[str], numbers: Sequence[int], formula: str) -> str:

@@ -21,3 +21,18 @@ def user_turn(text: str, observation: Any = None) -> list[Message]:
 def revision_turn(messages: list[Message], response: str, text: str) -> list[Message]:
     """The conversation after a rejected answer: the answer, then the verifier's word on it."""
     return [*messages, {"role": "assistant", "content": response}, {"role": "user", "content": text}]
+
+
+def text_of(content: str | list[dict[str, Any]], separator: str = "", image: str | None = None) -> str:
+    """A message content as plain text: a string as it is; parts joined by `separator`, an image part
+    written as `image` (left out when None)."""
+    if isinstance(content, str):
+        return content
+    pieces = []
+    for part in content:
+        if part.get("type") == "image":
+            if image is not None:
+                pieces.append(image)
+        else:
+            pieces.append(part.get("text") or "")
+    return separator.join(pieces)

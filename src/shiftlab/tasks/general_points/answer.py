@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from shiftlab.envs.response import last_match
+from shiftlab.tasks.response import last_match
 
 MAX_LIST_ITEMS = 64
 

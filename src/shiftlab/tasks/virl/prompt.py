@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from shiftlab.prompts.messages import Message, revision_turn, user_turn
+from shiftlab.messages import Message, revision_turn, user_turn
 
 _ACTION_HELP = {
     "forward()": "walk ahead to the next point",
@@ -26,8 +26,6 @@ class VirlPrompt:
     """`example=True` adds a worked answer (for API models not fine-tuned on the format)."""
 
     example: bool = False
-    # The JSON key of the final answer; RL weighs the tokens before it (the reasoning) apart from it.
-    answer_key = "action"
 
     def task_text(self, info: Mapping, image: bool) -> str:
         turns = [a for a in info["action_space"] if a.startswith("turn_direction")]

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from shiftlab.envs.general_points import formula as fm
-from shiftlab.envs.general_points.answer import extract, normalize_rank
-from shiftlab.envs.response import MAX_RESPONSE_CHARS, response_text
+from shiftlab.tasks.general_points import formula as fm
+from shiftlab.tasks.general_points.answer import extract, normalize_rank
+from shiftlab.tasks.response import MAX_RESPONSE_CHARS, response_text
 
 
 class Outcome(str, Enum):

@@ -1,0 +1,12 @@
+"""The tasks that come with shiftlab, one package each, registered here once.
+
+A new task is a package beside these (its env, verifier, expert, prompts and a `Task` subclass) and
+one line below; nothing else in shiftlab changes. Tasks from elsewhere call `register_task` themselves.
+"""
+
+from shiftlab.task import register_task
+from shiftlab.tasks.general_points import GeneralPoints
+from shiftlab.tasks.virl import Virl
+
+for _task in (GeneralPoints(), Virl()):
+    register_task(_task)
