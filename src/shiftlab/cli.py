@@ -210,7 +210,7 @@ def cmd_virl_check(args: argparse.Namespace) -> int:
 
 def _training_imports(command: str):
     """The training stack is an extra; say how to get it instead of a traceback."""
-    missing = [m for m in ("torch", "transformers", "trl", "datasets", "peft", "yaml", "matplotlib") if _missing(m)]
+    missing = [m for m in ("torch", "transformers", "trl", "datasets", "peft", "matplotlib") if _missing(m)]
     if missing:
         raise UsageError(f"{command} needs {', '.join(missing)}: pip install 'shiftlab[train]'")
 

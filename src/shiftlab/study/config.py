@@ -9,8 +9,12 @@ the study fills in the model, data, output and evaluation settings itself.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from shiftlab.task import check_env_options, list_presets, ood_presets, report_metrics
 from shiftlab.training.config import ConfigError
@@ -27,7 +31,7 @@ class StudyConfig:
                                                                   "settings), or None"})
     task: str = field(default="gp-l", metadata={"help": "the in-distribution task preset"})
     env: dict = field(default_factory=dict, metadata={"help": "environment options over every task's, in every "
-                                                                "stage (e.g. num_cards: 3)"})
+                                                                "stage"})
     eval_tasks: list[str] | None = field(default=None, metadata={"help": "None: the task and its OOD variants"})
     eval_episodes: int = field(default=64, metadata={"help": "episodes per task at every evaluation"})
     eval_base: bool = field(default=True, metadata={"help": "also evaluate the untrained base model"})
@@ -84,48 +88,14 @@ class StudyConfig:
                 raise ConfigError(f"in `{name}`: {error}") from None
 
 
-_GP_SFT = {"learning_rate": 1e-5, "batch_size": 16, "lr_scheduler": "constant", "warmup_ratio": 0.0}
-_GP_RL = {"algorithm": "ppo", "temperature": 0.2, "learning_rate": 1e-6, "lr_scheduler": "cosine", "epochs": 4,
-          "mini_batches": 2, "gamma": 0.9, "gae_lambda": 0.95, "ppo_clip": 0.1, "thought_coef": 0.5,
-          "max_grad_norm": 0.01, "adam_eps": 1e-7, "group_size": 1, "max_new_tokens": 512}
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # Every stage in about 30 s on 2 CPU cores: for the test suite, not for conclusions.
-    "tiny": {
-        "build_size": "tiny", "task": "gp-l", "env": {"num_cards": 3}, "eval_episodes": 8, "checkpoints": 2,
-        "init_episodes": 64, "init": {"max_steps": 20, "batch_size": 8, "learning_rate": 5e-3,
-                                      "lr_scheduler": "constant", "warmup_ratio": 0.0},
-        "sft_episodes": 64, "sft": {"batch_size": 8, "learning_rate": 5e-3, "lr_scheduler": "constant",
-                                    "warmup_ratio": 0.0},
-        "rl": {"steps": 2, "prompts_per_step": 2, "group_size": 2, "max_new_tokens": 32, "learning_rate": 1e-3},
-    },
-    # The CPU path, about 12 minutes on 2 cores: the small model built offline, on GP-L with three cards
-    # and two attempts instead of four and five (a hand a 5M-parameter model learns to solve from a few
-    # minutes of SFT on a CPU, and short enough episodes to evaluate eight times).
-    "quickstart": {
-        "build_size": "small", "task": "gp-l", "env": {"num_cards": 3, "max_attempts": 2}, "eval_episodes": 64,
-        "checkpoints": 3,
-        "init_episodes": 5000, "init": {"max_steps": 600, "batch_size": 8, "learning_rate": 1e-3,
-                                        "lr_scheduler": "constant_with_warmup", "warmup_ratio": 0.05,
-                                        "group_by_length": True},
-        "sft_episodes": 4000, "sft": {"batch_size": 8, "learning_rate": 5e-4, "lr_scheduler": "constant",
-                                      "warmup_ratio": 0.0, "group_by_length": True},
-        "rl": {"steps": 12, "prompts_per_step": 8, "group_size": 4, "max_new_tokens": 48, "learning_rate": 5e-5,
-               "temperature": 0.6, "clip_high": 0.28},
-    },
-    # The paper's four settings (arXiv 2501.17161, App. C): pass --model; for GPU machines.
-    "gp-l": {"task": "gp-l", "init": _GP_SFT, "sft": _GP_SFT, "rl": {**_GP_RL, "steps": 20, "prompts_per_step": 512}},
-    "gp-vl": {"task": "gp-vl", "init": _GP_SFT, "sft": _GP_SFT,
-              "rl": {**_GP_RL, "steps": 20, "prompts_per_step": 512}},
-    "virl-l": {"task": "virl-l", "metric": "step_accuracy", "init": _GP_SFT, "sft": _GP_SFT,
-               "rl": {**_GP_RL, "steps": 15, "prompts_per_step": 256, "lr_scheduler": "cosine"}},
-    "virl-vl": {"task": "virl-vl", "metric": "step_accuracy", "init": _GP_SFT, "sft": _GP_SFT,
-                "rl": {**_GP_RL, "steps": 15, "prompts_per_step": 256, "learning_rate": 1e-7}},
-}
-PAPER_PRESETS = ("gp-l", "gp-vl", "virl-l", "virl-vl")
+# Named presets are data: one YAML file beside this module.
+_PRESET_FILE = Path(__file__).with_name("presets.yaml")
+_PRESET_DATA = yaml.safe_load(_PRESET_FILE.read_text(encoding="utf-8"))
+PRESETS: dict[str, dict[str, Any]] = _PRESET_DATA["presets"]
+PAPER_PRESETS: tuple[str, ...] = tuple(_PRESET_DATA["needs_model"])
 
 
 def preset_values(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ConfigError(f"unknown study preset {name!r}; presets: {', '.join(PRESETS)}")
-    return {"preset": name, "output_dir": f"runs/study-{name}", **{k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[name].items()}}
+    return {"preset": name, "output_dir": f"runs/study-{name}", **copy.deepcopy(PRESETS[name])}

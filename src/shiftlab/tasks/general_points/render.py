@@ -14,7 +14,7 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .cards import RANKS, RED_SUITS, SUITS
+from shiftlab.tasks.general_points.cards import RANKS, RED_SUITS, SUITS
 
 TABLE_COLOR: tuple[int, int, int] = (22, 110, 58)
 CARD_COLOR: tuple[int, int, int] = (250, 250, 246)
