@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .scene import LAYOUTS, RGB, CityStyle, Scene, assemble_grid, view_headings
+from .spatial import SpatialHash
 
 EYE_HEIGHT = 2.5
 FACADE_RANGE = 120.0
@@ -95,7 +96,7 @@ class _Walls:
     rgb: np.ndarray
     window_rgb: np.ndarray
     pitch: np.ndarray
-    cells: dict[tuple[int, int], np.ndarray]
+    grid: SpatialHash  # of facade midpoints
     reach: float
 
 
@@ -179,11 +180,6 @@ def _build_walls(scene: Scene) -> _Walls:
     shade = 0.7 + 0.3 * np.abs(np.cos(np.radians(normal_bearing - _LIGHT_BEARING)))
     base = np.array([f.color for f in fac], np.float32).reshape(-1, 3)
     mix = _mix_hash(x0, y0, x1, y1)
-    cells: dict[tuple[int, int], list[int]] = {}
-    mids_i = np.floor((x0 + x1) / 2 / _GRID_CELL).astype(np.int64)
-    mids_j = np.floor((y0 + y1) / 2 / _GRID_CELL).astype(np.int64)
-    for n, key in enumerate(zip(mids_i.tolist(), mids_j.tolist(), strict=True)):
-        cells.setdefault(key, []).append(n)
     return _Walls(
         ax=x0,
         ay=y0,
@@ -194,7 +190,7 @@ def _build_walls(scene: Scene) -> _Walls:
         rgb=base * shade[:, None].astype(np.float32),
         window_rgb=_WINDOW_TINTS[(mix % np.uint64(len(_WINDOW_TINTS))).astype(np.int64)],
         pitch=2.3 + 0.2 * ((mix >> np.uint64(8)) % np.uint64(5)).astype(np.float64),
-        cells={k: np.array(v, np.int64) for k, v in cells.items()},
+        grid=SpatialHash(_GRID_CELL, zip(((x0 + x1) / 2).tolist(), ((y0 + y1) / 2).tolist(), strict=True)),
         reach=float(length.max() / 2) if len(fac) else 0.0,
     )
 
@@ -484,17 +480,7 @@ def _sign_texture(
 
 def _nearby_walls(walls: _Walls, px: float, py: float) -> np.ndarray:
     reach = FACADE_RANGE + walls.reach
-    i0, i1 = math.floor((px - reach) / _GRID_CELL), math.floor((px + reach) / _GRID_CELL)
-    j0, j1 = math.floor((py - reach) / _GRID_CELL), math.floor((py + reach) / _GRID_CELL)
-    found = [
-        walls.cells[key]
-        for i in range(i0, i1 + 1)
-        for j in range(j0, j1 + 1)
-        if (key := (i, j)) in walls.cells
-    ]
-    if not found:
-        return np.zeros(0, np.int64)
-    ids = np.sort(np.concatenate(found))
+    ids = np.sort(np.array(walls.grid.overlapping(px, py, reach), np.int64))
     wx, wy = px - walls.ax[ids], py - walls.ay[ids]
     ex, ey = walls.ex[ids], walls.ey[ids]
     s = np.clip((wx * ex + wy * ey) / np.maximum(ex * ex + ey * ey, 1e-12), 0.0, 1.0)

@@ -27,6 +27,7 @@ from shiftlab.envs.virl.geo import LatLng, haversine, to_latlng, to_xy
 from shiftlab.envs.virl.names import PACKS, Draws, NameMaker, NamePack
 from shiftlab.envs.virl.scene import RGB, CityStyle, Facade, Road, Scene, Sign
 from shiftlab.envs.virl.seeding import rng, stable_seed
+from shiftlab.envs.virl.spatial import SpatialHash
 from shiftlab.envs.virl.tables import read_table
 
 FLOOR_HEIGHT_M = 3.2
@@ -247,12 +248,9 @@ Layout = GridLayout | OrganicLayout | RadialLayout
 
 def _poisson_disc(draws: Draws, radius: float, spacing: float, tries: int = 12) -> list[tuple[float, float]]:
     """Points in a disc, no two closer than `spacing` (Bridson's algorithm): junctions of organic streets."""
-    cell = spacing / math.sqrt(2.0)
-    grid: dict[tuple[int, int], tuple[float, float]] = {}
     points = [(draws.uniform(-0.2, 0.2) * radius, draws.uniform(-0.2, 0.2) * radius)]
-    grid[(int(points[0][0] // cell), int(points[0][1] // cell))] = points[0]
+    grid = SpatialHash(spacing / math.sqrt(2.0), points)
     active = [0]
-    limit2 = spacing * spacing
     while active:
         slot = draws.index(len(active))
         px, py = points[active[slot]]
@@ -262,20 +260,25 @@ def _poisson_disc(draws: Draws, radius: float, spacing: float, tries: int = 12) 
             x, y = px + dist * math.cos(angle), py + dist * math.sin(angle)
             if x * x + y * y > radius * radius:
                 continue
-            cx, cy = int(x // cell), int(y // cell)
-            if all(
-                (q := grid.get((i, j))) is None or (q[0] - x) ** 2 + (q[1] - y) ** 2 >= limit2
-                for i in range(cx - 2, cx + 3)
-                for j in range(cy - 2, cy + 3)
-            ):
+            if not _crowded(points, grid, x, y, spacing):
                 points.append((x, y))
-                grid[(cx, cy)] = (x, y)
+                grid.add(x, y)
                 active.append(len(points) - 1)
                 break
         else:
             active[slot] = active[-1]
             active.pop()
     return points
+
+
+def _crowded(points: list[tuple[float, float]], grid: SpatialHash, x: float, y: float, spacing: float) -> bool:
+    """Whether one of `points` lies closer than `spacing` to (x, y)."""
+    limit2 = spacing * spacing
+    for k in grid.overlapping(x, y, spacing):
+        qx, qy = points[k]
+        if (qx - x) ** 2 + (qy - y) ** 2 < limit2:
+            return True
+    return False
 
 
 def _point_segment_distance(p, a, b) -> float:
@@ -489,9 +492,7 @@ class PanoLattice:
                     ax + t * (bx - ax), ay + t * (by - ay), (*seed_parts, "edge", k, i), k, t * e.length, -1
                 )
         self.xy = np.array([to_xy(anchor, g) for g in self.geocodes])
-        self._cells: dict[tuple[int, int], list[int]] = {}
-        for i, (x, y) in enumerate(self.xy.tolist()):
-            self._cells.setdefault((math.floor(x / _PANO_CELL_M), math.floor(y / _PANO_CELL_M)), []).append(i)
+        self._grid = SpatialHash(_PANO_CELL_M, self.xy.tolist())
 
     def _add(self, x: float, y: float, parts: tuple, edge: int, offset: float, node: int) -> int:
         self.geocodes.append(to_latlng(self.anchor, x, y))
@@ -503,15 +504,11 @@ class PanoLattice:
 
     def nearest(self, x: float, y: float, radius_m: float) -> int | None:
         """Index of the pano nearest to local (x, y) within radius_m metres, or None."""
-        reach = math.ceil(radius_m / _PANO_CELL_M)
-        cx, cy = math.floor(x / _PANO_CELL_M), math.floor(y / _PANO_CELL_M)
         best, best_d2 = None, math.inf
-        for i in range(cx - reach, cx + reach + 1):
-            for j in range(cy - reach, cy + reach + 1):
-                for k in self._cells.get((i, j), ()):
-                    d2 = (self.xy[k, 0] - x) ** 2 + (self.xy[k, 1] - y) ** 2
-                    if d2 < best_d2:
-                        best, best_d2 = k, d2
+        for k in self._grid.around(x, y, math.ceil(radius_m / _PANO_CELL_M)):
+            d2 = (self.xy[k, 0] - x) ** 2 + (self.xy[k, 1] - y) ** 2
+            if d2 < best_d2:
+                best, best_d2 = k, d2
         return None if best_d2 > radius_m * radius_m else best
 
 
