@@ -28,16 +28,14 @@ frozen, so the same inputs always give the same pixels.
 from __future__ import annotations
 
 import math
-import threading
 import unicodedata
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .caching import LRU, IdentityKey, per_object
 from .scene import LAYOUTS, RGB, CityStyle, Scene, assemble_grid, view_headings
 from .spatial import SpatialHash
 
@@ -142,21 +140,10 @@ class _Index:
     ground: _Ground
 
 
-_INDEX_LOCK = threading.Lock()
-_INDEXES: dict[int, tuple[weakref.ref, _Index]] = {}
-
-
+@per_object
 def _scene_index(scene: Scene) -> _Index:
     """The Scene's index, built on first use and dropped when the Scene is garbage-collected."""
-    key = id(scene)
-    entry = _INDEXES.get(key)
-    if entry is not None and entry[0]() is scene:
-        return entry[1]
-    index = _Index(_build_walls(scene), _build_signs(scene), _build_ground(scene))
-    with _INDEX_LOCK:
-        _INDEXES[key] = (weakref.ref(scene), index)
-    weakref.finalize(scene, _INDEXES.pop, key, None)
-    return index
+    return _Index(_build_walls(scene), _build_signs(scene), _build_ground(scene))
 
 
 def _mix_hash(*columns: np.ndarray) -> np.ndarray:
@@ -777,8 +764,7 @@ def render_view(
 
 
 _GRID_CACHE_BYTES = 64 << 20  # about 80 grids of 256 px tiles, 3 of 1200 px ones
-_GRID_LOCK = threading.Lock()
-_GRID_CACHE: OrderedDict[tuple, tuple[weakref.ref, np.ndarray]] = OrderedDict()
+_GRID_CACHE = LRU(_GRID_CACHE_BYTES, cost=lambda grid: grid.nbytes)
 
 
 def render_grid(
@@ -793,28 +779,19 @@ def render_grid(
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     rx, ry, rh = round(float(x), 2), round(float(y), 2), round(float(heading), 2)
-    key = (id(scene), rx, ry, rh, size, layout)
-    with _GRID_LOCK:
-        entry = _GRID_CACHE.get(key)
-        if entry is not None and entry[0]() is scene:
-            _GRID_CACHE.move_to_end(key)
-            return entry[1].copy()
-    grid = assemble_grid([render_view(scene, rx, ry, h, size) for h in view_headings(rh, layout)])
-    grid.flags.writeable = False
-    with _GRID_LOCK:
-        _GRID_CACHE[key] = (weakref.ref(scene), grid)
-        _GRID_CACHE.move_to_end(key)
-        while len(_GRID_CACHE) > 1 and sum(g.nbytes for _, g in _GRID_CACHE.values()) > _GRID_CACHE_BYTES:
-            _GRID_CACHE.popitem(last=False)
+    key = (IdentityKey(scene), rx, ry, rh, size, layout)
+    grid = _GRID_CACHE.get(key)
+    if grid is None:
+        grid = assemble_grid([render_view(scene, rx, ry, h, size) for h in view_headings(rh, layout)])
+        grid.flags.writeable = False
+        _GRID_CACHE.put(key, grid)
     return grid.copy()
 
 
 def clear_render_caches() -> None:
     """Forget cached grids and per-scene indexes (sign textures and cameras do not depend on a scene)."""
-    with _GRID_LOCK:
-        _GRID_CACHE.clear()
-    with _INDEX_LOCK:
-        _INDEXES.clear()
+    _GRID_CACHE.clear()
+    _scene_index.cache_clear()
 
 
 def panorama_headings(width: int) -> np.ndarray:
