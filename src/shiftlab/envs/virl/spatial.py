@@ -32,17 +32,17 @@ class SpatialHash:
     def around(self, x: float, y: float, reach: int = 1) -> list[int]:
         """The points in the cells at most `reach` cells from (x, y)'s along each axis: a superset of those
         within `reach * size` of it."""
-        cx, cy = math.floor(x / self.size), math.floor(y / self.size)
-        return self._block(cx - reach, cx + reach, cy - reach, cy + reach)
+        size, cells = self.size, self._cells
+        cx, cy = math.floor(x / size), math.floor(y / size)
+        return [
+            k for i in range(cx - reach, cx + reach + 1) for j in range(cy - reach, cy + reach + 1)
+            for k in cells.get((i, j), ())
+        ]  # fmt: skip
 
     def overlapping(self, x: float, y: float, radius: float) -> list[int]:
         """The points in the cells that meet the square of half-side `radius` centred on (x, y): a superset
         of those within `radius` of it."""
-        size = self.size
+        size, cells = self.size, self._cells
         i0, i1 = math.floor((x - radius) / size), math.floor((x + radius) / size)
         j0, j1 = math.floor((y - radius) / size), math.floor((y + radius) / size)
-        return self._block(i0, i1, j0, j1)
-
-    def _block(self, i0: int, i1: int, j0: int, j1: int) -> list[int]:
-        cells = self._cells
         return [k for i in range(i0, i1 + 1) for j in range(j0, j1 + 1) for k in cells.get((i, j), ())]
