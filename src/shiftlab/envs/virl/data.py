@@ -18,15 +18,15 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from shiftlab.envs.virl.caching import LRU
 from shiftlab.envs.virl.geo import EARTH_RADIUS_M, haversine
 from shiftlab.envs.virl.milestones import MilestoneFormatError, parse_milestone_info
 from shiftlab.envs.virl.panorama import perspective_from_equirect, rotate_equirect
@@ -274,35 +274,6 @@ def _panorama_problem(path: Path) -> str | None:
     return None
 
 
-class _LRU:
-    """A small thread-safe least-recently-used cache; maxsize 0 stores nothing."""
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Any:
-        with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def put(self, key: Hashable, value: Any) -> None:
-        if self.maxsize <= 0:
-            return
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
 _NEIGHBOURS = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)]
 
 
@@ -368,8 +339,8 @@ class PanoramaStore:
         if problems:
             raise DataError(_summary(path, problems), [f"{path}: {p}" for p in problems])
         self._index = _NearestPano(self._mapping, self.mapping_radius_m)
-        self._views = _LRU(cache_size)
-        self._panos = _LRU(pano_cache_size)
+        self._views = LRU(cache_size)
+        self._panos = LRU(pano_cache_size)
 
     def __len__(self) -> int:
         return len(self._mapping)

@@ -28,17 +28,16 @@ frozen, so the same inputs always give the same pixels.
 from __future__ import annotations
 
 import math
-import threading
 import unicodedata
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .caching import LRU, IdentityKey, per_object
 from .scene import LAYOUTS, RGB, CityStyle, Scene, assemble_grid, view_headings
+from .spatial import SpatialHash
 
 EYE_HEIGHT = 2.5
 FACADE_RANGE = 120.0
@@ -95,7 +94,7 @@ class _Walls:
     rgb: np.ndarray
     window_rgb: np.ndarray
     pitch: np.ndarray
-    cells: dict[tuple[int, int], np.ndarray]
+    grid: SpatialHash  # of facade midpoints
     reach: float
 
 
@@ -141,21 +140,10 @@ class _Index:
     ground: _Ground
 
 
-_INDEX_LOCK = threading.Lock()
-_INDEXES: dict[int, tuple[weakref.ref, _Index]] = {}
-
-
+@per_object
 def _scene_index(scene: Scene) -> _Index:
     """The Scene's index, built on first use and dropped when the Scene is garbage-collected."""
-    key = id(scene)
-    entry = _INDEXES.get(key)
-    if entry is not None and entry[0]() is scene:
-        return entry[1]
-    index = _Index(_build_walls(scene), _build_signs(scene), _build_ground(scene))
-    with _INDEX_LOCK:
-        _INDEXES[key] = (weakref.ref(scene), index)
-    weakref.finalize(scene, _INDEXES.pop, key, None)
-    return index
+    return _Index(_build_walls(scene), _build_signs(scene), _build_ground(scene))
 
 
 def _mix_hash(*columns: np.ndarray) -> np.ndarray:
@@ -179,11 +167,6 @@ def _build_walls(scene: Scene) -> _Walls:
     shade = 0.7 + 0.3 * np.abs(np.cos(np.radians(normal_bearing - _LIGHT_BEARING)))
     base = np.array([f.color for f in fac], np.float32).reshape(-1, 3)
     mix = _mix_hash(x0, y0, x1, y1)
-    cells: dict[tuple[int, int], list[int]] = {}
-    mids_i = np.floor((x0 + x1) / 2 / _GRID_CELL).astype(np.int64)
-    mids_j = np.floor((y0 + y1) / 2 / _GRID_CELL).astype(np.int64)
-    for n, key in enumerate(zip(mids_i.tolist(), mids_j.tolist(), strict=True)):
-        cells.setdefault(key, []).append(n)
     return _Walls(
         ax=x0,
         ay=y0,
@@ -194,7 +177,7 @@ def _build_walls(scene: Scene) -> _Walls:
         rgb=base * shade[:, None].astype(np.float32),
         window_rgb=_WINDOW_TINTS[(mix % np.uint64(len(_WINDOW_TINTS))).astype(np.int64)],
         pitch=2.3 + 0.2 * ((mix >> np.uint64(8)) % np.uint64(5)).astype(np.float64),
-        cells={k: np.array(v, np.int64) for k, v in cells.items()},
+        grid=SpatialHash(_GRID_CELL, zip(((x0 + x1) / 2).tolist(), ((y0 + y1) / 2).tolist(), strict=True)),
         reach=float(length.max() / 2) if len(fac) else 0.0,
     )
 
@@ -484,17 +467,7 @@ def _sign_texture(
 
 def _nearby_walls(walls: _Walls, px: float, py: float) -> np.ndarray:
     reach = FACADE_RANGE + walls.reach
-    i0, i1 = math.floor((px - reach) / _GRID_CELL), math.floor((px + reach) / _GRID_CELL)
-    j0, j1 = math.floor((py - reach) / _GRID_CELL), math.floor((py + reach) / _GRID_CELL)
-    found = [
-        walls.cells[key]
-        for i in range(i0, i1 + 1)
-        for j in range(j0, j1 + 1)
-        if (key := (i, j)) in walls.cells
-    ]
-    if not found:
-        return np.zeros(0, np.int64)
-    ids = np.sort(np.concatenate(found))
+    ids = np.sort(np.array(walls.grid.overlapping(px, py, reach), np.int64))
     wx, wy = px - walls.ax[ids], py - walls.ay[ids]
     ex, ey = walls.ex[ids], walls.ey[ids]
     s = np.clip((wx * ex + wy * ey) / np.maximum(ex * ex + ey * ey, 1e-12), 0.0, 1.0)
@@ -791,8 +764,7 @@ def render_view(
 
 
 _GRID_CACHE_BYTES = 64 << 20  # about 80 grids of 256 px tiles, 3 of 1200 px ones
-_GRID_LOCK = threading.Lock()
-_GRID_CACHE: OrderedDict[tuple, tuple[weakref.ref, np.ndarray]] = OrderedDict()
+_GRID_CACHE = LRU(_GRID_CACHE_BYTES, cost=lambda grid: grid.nbytes)
 
 
 def render_grid(
@@ -807,28 +779,19 @@ def render_grid(
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     rx, ry, rh = round(float(x), 2), round(float(y), 2), round(float(heading), 2)
-    key = (id(scene), rx, ry, rh, size, layout)
-    with _GRID_LOCK:
-        entry = _GRID_CACHE.get(key)
-        if entry is not None and entry[0]() is scene:
-            _GRID_CACHE.move_to_end(key)
-            return entry[1].copy()
-    grid = assemble_grid([render_view(scene, rx, ry, h, size) for h in view_headings(rh, layout)])
-    grid.flags.writeable = False
-    with _GRID_LOCK:
-        _GRID_CACHE[key] = (weakref.ref(scene), grid)
-        _GRID_CACHE.move_to_end(key)
-        while len(_GRID_CACHE) > 1 and sum(g.nbytes for _, g in _GRID_CACHE.values()) > _GRID_CACHE_BYTES:
-            _GRID_CACHE.popitem(last=False)
+    key = (IdentityKey(scene), rx, ry, rh, size, layout)
+    grid = _GRID_CACHE.get(key)
+    if grid is None:
+        grid = assemble_grid([render_view(scene, rx, ry, h, size) for h in view_headings(rh, layout)])
+        grid.flags.writeable = False
+        _GRID_CACHE.put(key, grid)
     return grid.copy()
 
 
 def clear_render_caches() -> None:
     """Forget cached grids and per-scene indexes (sign textures and cameras do not depend on a scene)."""
-    with _GRID_LOCK:
-        _GRID_CACHE.clear()
-    with _INDEX_LOCK:
-        _INDEXES.clear()
+    _GRID_CACHE.clear()
+    _scene_index.cache_clear()
 
 
 def panorama_headings(width: int) -> np.ndarray:

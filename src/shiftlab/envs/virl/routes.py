@@ -20,6 +20,7 @@ from shiftlab.envs.virl.geo import LatLng, bearing, direction_word, haversine, r
 from shiftlab.envs.virl.milestones import NO_LANDMARK, Milestone, format_milestone_info, relative_turn
 from shiftlab.envs.virl.names import Draws
 from shiftlab.envs.virl.seeding import rng
+from shiftlab.envs.virl.spatial import SpatialHash
 from shiftlab.envs.virl.world import Place, World
 
 LANDMARK_RADIUS_M = 18.0  # V-IRL: landmarks are places this close to a milestone ...
@@ -94,11 +95,7 @@ class _Catalog:
             and sign_visible(world, i, lattice.xy[pano])
         ]  # fmt: skip
         self.xy = np.array([p.xy for p in world.places])
-        self.cells: dict[tuple[int, int], list[int]] = {}
-        for i, (x, y) in enumerate(self.xy.tolist()):
-            self.cells.setdefault((math.floor(x / _PLACE_CELL_M), math.floor(y / _PLACE_CELL_M)), []).append(
-                i
-            )
+        self.grid = SpatialHash(_PLACE_CELL_M, self.xy.tolist())
         self._orders: dict[str, list[int]] = {}
 
     def order(self, lengths: str) -> list[int]:
@@ -110,10 +107,7 @@ class _Catalog:
 
     def near(self, x: float, y: float) -> list[int]:
         """Places in the 3x3 grid cells around (x, y): a superset of those within 20 m."""
-        cx, cy = math.floor(x / _PLACE_CELL_M), math.floor(y / _PLACE_CELL_M)
-        return [
-            i for a in (cx - 1, cx, cx + 1) for b in (cy - 1, cy, cy + 1) for i in self.cells.get((a, b), ())
-        ]
+        return self.grid.around(x, y)
 
 
 @lru_cache(maxsize=16)

@@ -1,7 +1,7 @@
 """Procedural cities for V-IRL navigation: streets, shop frontages with signs, and street-view positions.
 
-A city is a `CityProfile` (anchor, street layout, look, name pack); a district is one seeded instance
-of it, built by `build_world(city, district)`:
+A city is a `CityProfile` (anchor, street layout, look, name pack; the settings are data/cities.json);
+a district is one seeded instance of it, built by `build_world(city, district)`:
 1. a street graph from the city's layout (rotated grid, organic, or rings and spokes with organic fill),
    its edge chains named from the city's lexicon;
 2. both sides of every street lined with building fronts, most ground floors holding a named business
@@ -27,6 +27,8 @@ from shiftlab.envs.virl.geo import LatLng, haversine, to_latlng, to_xy
 from shiftlab.envs.virl.names import PACKS, Draws, NameMaker, NamePack
 from shiftlab.envs.virl.scene import RGB, CityStyle, Facade, Road, Scene, Sign
 from shiftlab.envs.virl.seeding import rng, stable_seed
+from shiftlab.envs.virl.spatial import SpatialHash
+from shiftlab.envs.virl.tables import read_table
 
 FLOOR_HEIGHT_M = 3.2
 PANO_SPACING_M = 10.0
@@ -246,12 +248,9 @@ Layout = GridLayout | OrganicLayout | RadialLayout
 
 def _poisson_disc(draws: Draws, radius: float, spacing: float, tries: int = 12) -> list[tuple[float, float]]:
     """Points in a disc, no two closer than `spacing` (Bridson's algorithm): junctions of organic streets."""
-    cell = spacing / math.sqrt(2.0)
-    grid: dict[tuple[int, int], tuple[float, float]] = {}
     points = [(draws.uniform(-0.2, 0.2) * radius, draws.uniform(-0.2, 0.2) * radius)]
-    grid[(int(points[0][0] // cell), int(points[0][1] // cell))] = points[0]
+    grid = SpatialHash(spacing / math.sqrt(2.0), points)
     active = [0]
-    limit2 = spacing * spacing
     while active:
         slot = draws.index(len(active))
         px, py = points[active[slot]]
@@ -261,20 +260,25 @@ def _poisson_disc(draws: Draws, radius: float, spacing: float, tries: int = 12) 
             x, y = px + dist * math.cos(angle), py + dist * math.sin(angle)
             if x * x + y * y > radius * radius:
                 continue
-            cx, cy = int(x // cell), int(y // cell)
-            if all(
-                (q := grid.get((i, j))) is None or (q[0] - x) ** 2 + (q[1] - y) ** 2 >= limit2
-                for i in range(cx - 2, cx + 3)
-                for j in range(cy - 2, cy + 3)
-            ):
+            if not _crowded(points, grid, x, y, spacing):
                 points.append((x, y))
-                grid[(cx, cy)] = (x, y)
+                grid.add(x, y)
                 active.append(len(points) - 1)
                 break
         else:
             active[slot] = active[-1]
             active.pop()
     return points
+
+
+def _crowded(points: list[tuple[float, float]], grid: SpatialHash, x: float, y: float, spacing: float) -> bool:
+    """Whether one of `points` lies closer than `spacing` to (x, y)."""
+    limit2 = spacing * spacing
+    for k in grid.overlapping(x, y, spacing):
+        qx, qy = points[k]
+        if (qx - x) ** 2 + (qy - y) ** 2 < limit2:
+            return True
+    return False
 
 
 def _point_segment_distance(p, a, b) -> float:
@@ -381,295 +385,23 @@ class CityProfile:
     merge_angle: float = 30.0  # edges continuing within this angle at a junction form one named street
 
 
-YELLOW_LINE, WHITE_LINE = (232, 188, 40), (238, 238, 232)
+_LAYOUTS = {"grid": GridLayout, "organic": OrganicLayout, "radial": RadialLayout}
+
+
+def _profile(city: str, layout: dict, style: dict, **settings) -> CityProfile:
+    """A city from its entry in data/cities.json; its layout's "kind" names the layout class."""
+    kind = _LAYOUTS[layout["kind"]]
+    return CityProfile(
+        city=city,
+        layout=kind(**{k: v for k, v in layout.items() if k != "kind"}),
+        style=CityStyle(name=city, **style),
+        pack=PACKS[city],
+        **settings,
+    )
+
 
 CITIES: dict[str, CityProfile] = {
-    "new_york": CityProfile(
-        city="new_york",
-        label="New York",
-        code="NYC",
-        continent="North_America",
-        anchor=(40.7233, -73.9985),
-        layout=GridLayout(bearing=29.0, block_along=80.0, block_across=240.0, diagonal=3.0),
-        style=CityStyle(
-            name="new_york",
-            sky_top=(92, 138, 200),
-            sky_horizon=(205, 216, 230),
-            road=(62, 62, 66),
-            sidewalk=(152, 148, 140),
-            center_line=YELLOW_LINE,
-            building_palette=((122, 60, 45), (150, 82, 62), (96, 70, 56), (172, 122, 92), (112, 102, 96)),
-            sign_backgrounds=((22, 22, 22), (30, 48, 36), (92, 22, 28)),
-            sign_text=(232, 196, 92),
-            floors=(4, 7),
-        ),
-        pack=PACKS["new_york"],
-        major_width=15.0,
-    ),
-    "milan": CityProfile(
-        city="milan",
-        label="Milan",
-        code="MIL",
-        continent="Europe",
-        anchor=(45.4719, 9.188),
-        layout=RadialLayout(),
-        style=CityStyle(
-            name="milan",
-            sky_top=(110, 150, 205),
-            sky_horizon=(220, 222, 225),
-            road=(86, 80, 78),
-            sidewalk=(176, 166, 150),
-            center_line=WHITE_LINE,
-            building_palette=(
-                (204, 152, 82),
-                (192, 112, 72),
-                (216, 182, 124),
-                (172, 92, 62),
-                (226, 202, 162),
-            ),
-            sign_backgrounds=((30, 72, 46), (102, 30, 40), (40, 40, 40)),
-            sign_text=(246, 236, 212),
-            floors=(4, 6),
-        ),
-        pack=PACKS["milan"],
-        major_width=13.0,
-        minor_width=8.0,
-        sidewalk=3.0,
-        lot_width=(7.0, 16.0),
-        shop_rate=0.65,
-    ),
-    "new_delhi": CityProfile(
-        city="new_delhi",
-        label="New Delhi",
-        code="DEL",
-        continent="Asia",
-        anchor=(28.5677, 77.2433),
-        layout=OrganicLayout(spacing=45.0, radius=400.0),
-        style=CityStyle(
-            name="new_delhi",
-            sky_top=(168, 180, 192),
-            sky_horizon=(224, 216, 198),
-            road=(96, 90, 84),
-            sidewalk=(182, 164, 138),
-            center_line=WHITE_LINE,
-            building_palette=(
-                (222, 202, 172),
-                (200, 212, 190),
-                (232, 190, 172),
-                (190, 200, 216),
-                (240, 226, 182),
-            ),
-            sign_backgrounds=((200, 32, 30), (30, 62, 160), (20, 122, 62)),
-            sign_text=(252, 250, 240),
-            floors=(2, 4),
-            uppercase_signs=True,
-        ),
-        pack=PACKS["new_delhi"],
-        major_width=10.0,
-        minor_width=7.0,
-        sidewalk=3.0,
-        lot_width=(5.0, 11.0),
-        shop_rate=0.8,
-    ),
-    "buenos_aires": CityProfile(
-        city="buenos_aires",
-        label="Buenos Aires",
-        code="BUE",
-        continent="South_America",
-        anchor=(-34.6118, -58.3731),
-        layout=GridLayout(
-            bearing=-2.0,
-            block_along=110.0,
-            block_across=110.0,
-            size=880.0,
-            removal=0.05,
-            major_along=4,
-            major_across=4,
-        ),
-        style=CityStyle(
-            name="buenos_aires",
-            sky_top=(100, 150, 215),
-            sky_horizon=(212, 225, 238),
-            road=(72, 72, 74),
-            sidewalk=(184, 162, 142),
-            center_line=YELLOW_LINE,
-            building_palette=(
-                (236, 216, 190),
-                (212, 190, 202),
-                (190, 212, 200),
-                (240, 230, 202),
-                (202, 180, 160),
-            ),
-            sign_backgrounds=((40, 40, 92), (122, 30, 30), (30, 30, 30)),
-            sign_text=(242, 242, 230),
-            floors=(3, 6),
-        ),
-        pack=PACKS["buenos_aires"],
-        major_width=16.0,
-        minor_width=9.0,
-        lot_width=(7.0, 13.0),
-    ),
-    "london": CityProfile(
-        city="london",
-        label="London",
-        code="LON",
-        continent="Europe",
-        anchor=(51.5152, -0.1419),
-        layout=OrganicLayout(spacing=60.0, radius=480.0),
-        style=CityStyle(
-            name="london",
-            sky_top=(140, 160, 186),
-            sky_horizon=(214, 218, 222),
-            road=(56, 56, 60),
-            sidewalk=(164, 160, 152),
-            center_line=WHITE_LINE,
-            building_palette=((166, 140, 100), (150, 120, 96), (236, 232, 224), (142, 72, 56), (92, 86, 82)),
-            sign_backgrounds=((22, 62, 42), (26, 36, 72), (92, 26, 32)),
-            sign_text=(222, 192, 112),
-            floors=(3, 6),
-        ),
-        pack=PACKS["london"],
-        major_width=12.0,
-        minor_width=8.0,
-        lot_width=(6.0, 13.0),
-        shop_rate=0.6,
-    ),
-    "hong_kong": CityProfile(
-        city="hong_kong",
-        label="Hong Kong",
-        code="HKG",
-        continent="Asia",
-        anchor=(22.3245, 114.169),
-        layout=OrganicLayout(spacing=42.0, radius=380.0),
-        style=CityStyle(
-            name="hong_kong",
-            sky_top=(150, 170, 192),
-            sky_horizon=(212, 216, 214),
-            road=(66, 66, 70),
-            sidewalk=(170, 170, 166),
-            center_line=WHITE_LINE,
-            building_palette=(
-                (182, 182, 176),
-                (150, 160, 166),
-                (202, 196, 186),
-                (212, 202, 172),
-                (122, 132, 136),
-            ),
-            sign_backgrounds=((212, 22, 42), (250, 206, 10), (0, 140, 92), (22, 72, 182)),
-            sign_text=(255, 255, 255),
-            floors=(8, 20),
-            uppercase_signs=True,
-        ),
-        pack=PACKS["hong_kong"],
-        major_width=11.0,
-        minor_width=8.0,
-        sidewalk=3.0,
-        lot_width=(5.0, 10.0),
-        shop_rate=0.85,
-    ),
-    "melbourne": CityProfile(
-        city="melbourne",
-        label="Melbourne",
-        code="MEL",
-        continent="Oceania",
-        anchor=(-37.8226, 144.965),
-        layout=GridLayout(bearing=20.0, block_along=100.0, block_across=200.0),
-        style=CityStyle(
-            name="melbourne",
-            sky_top=(108, 162, 222),
-            sky_horizon=(214, 230, 242),
-            road=(76, 76, 80),
-            sidewalk=(176, 172, 164),
-            center_line=WHITE_LINE,
-            building_palette=(
-                (206, 186, 146),
-                (122, 142, 156),
-                (92, 102, 112),
-                (222, 212, 192),
-                (162, 122, 92),
-            ),
-            sign_backgrounds=((30, 30, 30), (0, 92, 140), (200, 82, 22)),
-            sign_text=(250, 250, 250),
-            floors=(3, 12),
-            uppercase_signs=True,
-        ),
-        pack=PACKS["melbourne"],
-        major_width=18.0,
-        minor_width=9.0,
-        sidewalk=4.0,
-        lot_width=(7.0, 16.0),
-        shop_rate=0.65,
-    ),
-    "lagos": CityProfile(
-        city="lagos",
-        label="Lagos",
-        code="LAG",
-        continent="Africa",
-        anchor=(6.4995, 3.3547),
-        layout=OrganicLayout(spacing=70.0, radius=470.0),
-        style=CityStyle(
-            name="lagos",
-            sky_top=(140, 182, 222),
-            sky_horizon=(232, 226, 202),
-            road=(82, 78, 76),
-            sidewalk=(172, 102, 72),
-            center_line=WHITE_LINE,
-            building_palette=(
-                (232, 122, 62),
-                (62, 152, 202),
-                (240, 202, 62),
-                (122, 190, 92),
-                (222, 222, 212),
-                (202, 82, 92),
-            ),
-            sign_backgrounds=((22, 92, 172), (202, 42, 42), (22, 122, 62)),
-            sign_text=(255, 255, 255),
-            floors=(1, 4),
-            uppercase_signs=True,
-        ),
-        pack=PACKS["lagos"],
-        major_width=11.0,
-        minor_width=8.0,
-        sidewalk=3.0,
-        lot_width=(7.0, 15.0),
-        shop_rate=0.5,
-    ),
-    "san_francisco": CityProfile(
-        city="san_francisco",
-        label="San Francisco",
-        code="SFO",
-        continent="North_America",
-        anchor=(37.788, -122.4075),
-        layout=GridLayout(
-            bearing=0.0,
-            block_along=125.0,
-            block_across=125.0,
-            size=880.0,
-            removal=0.05,
-            major_along=3,
-            major_across=3,
-        ),
-        style=CityStyle(
-            name="san_francisco",
-            sky_top=(170, 186, 202),
-            sky_horizon=(226, 230, 236),
-            road=(70, 70, 72),
-            sidewalk=(188, 184, 176),
-            center_line=YELLOW_LINE,
-            building_palette=(
-                (232, 200, 210),
-                (190, 216, 222),
-                (246, 230, 180),
-                (200, 222, 190),
-                (250, 246, 236),
-            ),
-            sign_backgrounds=((122, 30, 52), (30, 62, 92), (60, 60, 60)),
-            sign_text=(246, 240, 226),
-            floors=(2, 5),
-        ),
-        pack=PACKS["san_francisco"],
-        lot_width=(6.0, 12.0),
-    ),
+    city: _profile(city, **entry) for city, entry in read_table("cities.json").items()
 }
 
 
@@ -760,9 +492,7 @@ class PanoLattice:
                     ax + t * (bx - ax), ay + t * (by - ay), (*seed_parts, "edge", k, i), k, t * e.length, -1
                 )
         self.xy = np.array([to_xy(anchor, g) for g in self.geocodes])
-        self._cells: dict[tuple[int, int], list[int]] = {}
-        for i, (x, y) in enumerate(self.xy.tolist()):
-            self._cells.setdefault((math.floor(x / _PANO_CELL_M), math.floor(y / _PANO_CELL_M)), []).append(i)
+        self._grid = SpatialHash(_PANO_CELL_M, self.xy.tolist())
 
     def _add(self, x: float, y: float, parts: tuple, edge: int, offset: float, node: int) -> int:
         self.geocodes.append(to_latlng(self.anchor, x, y))
@@ -774,15 +504,11 @@ class PanoLattice:
 
     def nearest(self, x: float, y: float, radius_m: float) -> int | None:
         """Index of the pano nearest to local (x, y) within radius_m metres, or None."""
-        reach = math.ceil(radius_m / _PANO_CELL_M)
-        cx, cy = math.floor(x / _PANO_CELL_M), math.floor(y / _PANO_CELL_M)
         best, best_d2 = None, math.inf
-        for i in range(cx - reach, cx + reach + 1):
-            for j in range(cy - reach, cy + reach + 1):
-                for k in self._cells.get((i, j), ()):
-                    d2 = (self.xy[k, 0] - x) ** 2 + (self.xy[k, 1] - y) ** 2
-                    if d2 < best_d2:
-                        best, best_d2 = k, d2
+        for k in self._grid.around(x, y, math.ceil(radius_m / _PANO_CELL_M)):
+            d2 = (self.xy[k, 0] - x) ** 2 + (self.xy[k, 1] - y) ** 2
+            if d2 < best_d2:
+                best, best_d2 = k, d2
         return None if best_d2 > radius_m * radius_m else best
 
 
