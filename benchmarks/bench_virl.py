@@ -14,12 +14,12 @@ import statistics
 import time
 
 import shiftlab  # noqa: F401  (registers the environments)
-from shiftlab.envs.virl.env import VirlEnv
-from shiftlab.envs.virl.expert import expert_answer
-from shiftlab.envs.virl.geo import to_xy
-from shiftlab.envs.virl.render import render_grid
-from shiftlab.envs.virl.routes import route_record
-from shiftlab.envs.virl.world import CITIES, build_world
+from shiftlab.tasks.virl.env import VirlEnv
+from shiftlab.tasks.virl.expert import expert_answer
+from shiftlab.tasks.virl.geo import to_xy
+from shiftlab.tasks.virl.render import render_grid
+from shiftlab.tasks.virl.routes import route_record
+from shiftlab.tasks.virl.world import CITIES, build_world
 
 
 def line(name: str, value: float, unit: str, goal: float | None = None, extra: str = "") -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from shiftlab.envs.virl.caching import LRU, IdentityKey, per_object
+from shiftlab.tasks.virl.caching import LRU, IdentityKey, per_object
 
 
 class _Thing:

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shiftlab.envs.virl import data, panorama
-from shiftlab.envs.virl.data import DataError, PanoramaStore, export_dataset, load_routes, validate_dataset
-from shiftlab.envs.virl.geo import haversine, to_latlng
-from shiftlab.envs.virl.panorama import (
+from shiftlab.tasks.virl import data, panorama
+from shiftlab.tasks.virl.data import DataError, PanoramaStore, export_dataset, load_routes, validate_dataset
+from shiftlab.tasks.virl.geo import haversine, to_latlng
+from shiftlab.tasks.virl.panorama import (
     equirect_column_heading,
     equirect_row_elevation,
     perspective_from_equirect,

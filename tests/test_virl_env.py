@@ -10,15 +10,15 @@ import pytest
 from gymnasium.error import ResetNeeded
 from gymnasium.utils.env_checker import check_env
 
-from shiftlab.envs.virl.env import Compat, VirlEnv
-from shiftlab.envs.virl.expert import expert_answer, format_answer
-from shiftlab.envs.virl.export import export_procedural
-from shiftlab.envs.virl.geo import bearing, to_xy
-from shiftlab.envs.virl.render import render_grid
-from shiftlab.envs.virl.scene import view_headings
-from shiftlab.envs.virl.world import CITIES, build_world
 from shiftlab.play import play_episode
 from shiftlab.task import get_preset, list_presets
+from shiftlab.tasks.virl.env import Compat, VirlEnv
+from shiftlab.tasks.virl.expert import expert_answer, format_answer
+from shiftlab.tasks.virl.export import export_procedural
+from shiftlab.tasks.virl.geo import bearing, to_xy
+from shiftlab.tasks.virl.render import render_grid
+from shiftlab.tasks.virl.scene import view_headings
+from shiftlab.tasks.virl.world import CITIES, build_world
 
 VIRL_PRESETS = [p.name for p in list_presets() if p.name.startswith("virl")]
 
@@ -176,7 +176,7 @@ def test_bad_options(kwargs, message):
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path):
-    from shiftlab.envs.virl.data import DataError
+    from shiftlab.tasks.virl.data import DataError
 
     with pytest.raises(DataError, match="route_infos.json"):
         VirlEnv(data_dir=str(tmp_path))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shiftlab.envs.virl.geo import bearing, direction_word, haversine, relation_word, to_latlng, to_xy
-from shiftlab.envs.virl.milestones import (
+from shiftlab.tasks.virl.geo import bearing, direction_word, haversine, relation_word, to_latlng, to_xy
+from shiftlab.tasks.virl.milestones import (
     Milestone,
     MilestoneFormatError,
     format_milestone_info,

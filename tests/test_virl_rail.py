@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shiftlab.envs.virl.expert import format_answer
-from shiftlab.envs.virl.rail import STOP, RailOptions, action_set, build_rail, history_lines
-from shiftlab.envs.virl.verifier import Outcome, normalize_action, verify
+from shiftlab.tasks.virl.expert import format_answer
+from shiftlab.tasks.virl.rail import STOP, RailOptions, action_set, build_rail, history_lines
+from shiftlab.tasks.virl.verifier import Outcome, normalize_action, verify
 
 RECORD = json.loads((Path(__file__).parent / "data" / "virl_example_route.json").read_text())
 LEGACY = RailOptions(straight_line_length=2, drop_rate=0.0, relocation=True, wrap_turns=False,

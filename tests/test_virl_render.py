@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from shiftlab.envs.virl import render
-from shiftlab.envs.virl.render import (
+from shiftlab.tasks.virl import render
+from shiftlab.tasks.virl.render import (
     EYE_HEIGHT,
     clear_render_caches,
     panorama_headings,
@@ -20,7 +20,7 @@ from shiftlab.envs.virl.render import (
     render_panorama,
     render_view,
 )
-from shiftlab.envs.virl.scene import GRID_GUTTER, CityStyle, Facade, Road, Scene, Sign, view_headings
+from shiftlab.tasks.virl.scene import GRID_GUTTER, CityStyle, Facade, Road, Scene, Sign, view_headings
 
 STYLE = CityStyle(
     name="test",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from shiftlab.envs.virl.spatial import SpatialHash
+from shiftlab.tasks.virl.spatial import SpatialHash
 
 
 def _points(seed: int) -> list[tuple[float, float]]:

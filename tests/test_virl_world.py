@@ -11,11 +11,11 @@ from functools import cache
 import numpy as np
 import pytest
 
-from shiftlab.envs.virl.geo import bearing, direction_word, haversine, relation_word, to_latlng
-from shiftlab.envs.virl.milestones import NO_LANDMARK, parse_milestone_info
-from shiftlab.envs.virl.names import PACKS, PLACE_TYPES, name_problem, name_words
-from shiftlab.envs.virl.routes import LENGTHS, decode_polyline, encode_polyline, route_record, route_records
-from shiftlab.envs.virl.world import CITIES, _build_world, build_world, district_anchor
+from shiftlab.tasks.virl.geo import bearing, direction_word, haversine, relation_word, to_latlng
+from shiftlab.tasks.virl.milestones import NO_LANDMARK, parse_milestone_info
+from shiftlab.tasks.virl.names import PACKS, PLACE_TYPES, name_problem, name_words
+from shiftlab.tasks.virl.routes import LENGTHS, decode_polyline, encode_polyline, route_record, route_records
+from shiftlab.tasks.virl.world import CITIES, _build_world, build_world, district_anchor
 
 OOD_CITIES = [c for c in CITIES if c != "new_york"]
 ROUTES = [

@@ -182,8 +182,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_virl_export(args: argparse.Namespace) -> int:
-    from shiftlab.envs.virl.export import export_procedural
-    from shiftlab.envs.virl.world import CITIES
+    from shiftlab.tasks.virl.export import export_procedural
+    from shiftlab.tasks.virl.world import CITIES
 
     if args.city not in CITIES:
         raise UsageError(f"unknown city {args.city!r}; known cities: {', '.join(CITIES)}")
@@ -197,7 +197,7 @@ def cmd_virl_export(args: argparse.Namespace) -> int:
 
 
 def cmd_virl_check(args: argparse.Namespace) -> int:
-    from shiftlab.envs.virl.data import DataError, validate_dataset
+    from shiftlab.tasks.virl.data import DataError, validate_dataset
 
     try:
         validate_dataset(args.data_dir)

@@ -3,7 +3,7 @@ street-view images (V-IRL-VL)."""
 
 import gymnasium as gym
 
-from shiftlab.envs.virl.env import VirlEnv
+from shiftlab.tasks.virl.env import VirlEnv
 from shiftlab.tasks.virl.task import ENV_ID, PRESETS, Virl
 
 if ENV_ID not in gym.registry:

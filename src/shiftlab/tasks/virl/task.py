@@ -10,12 +10,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from shiftlab.envs.virl.env import VirlEnv
-from shiftlab.envs.virl.expert import expert_answer, random_answer
-from shiftlab.envs.virl.geo import DIRECTIONS
-from shiftlab.envs.virl.milestones import relative_turn
 from shiftlab.metrics import episode_metrics
 from shiftlab.task import DataSource, PromptStyle, SupportQuestion, Task, TaskPreset, constructor_options
+from shiftlab.tasks.virl.env import VirlEnv
+from shiftlab.tasks.virl.expert import expert_answer, random_answer
+from shiftlab.tasks.virl.geo import DIRECTIONS
+from shiftlab.tasks.virl.milestones import relative_turn
 from shiftlab.tasks.virl.prompt import VirlPrompt
 
 NAME = "virl"

@@ -23,12 +23,12 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from shiftlab.envs.virl.geo import LatLng, haversine, to_latlng, to_xy
-from shiftlab.envs.virl.names import PACKS, Draws, NameMaker, NamePack
-from shiftlab.envs.virl.scene import RGB, CityStyle, Facade, Road, Scene, Sign
-from shiftlab.envs.virl.seeding import rng, stable_seed
-from shiftlab.envs.virl.spatial import SpatialHash
-from shiftlab.envs.virl.tables import read_table
+from shiftlab.tasks.virl.geo import LatLng, haversine, to_latlng, to_xy
+from shiftlab.tasks.virl.names import PACKS, Draws, NameMaker, NamePack
+from shiftlab.tasks.virl.scene import RGB, CityStyle, Facade, Road, Scene, Sign
+from shiftlab.tasks.virl.seeding import rng, stable_seed
+from shiftlab.tasks.virl.spatial import SpatialHash
+from shiftlab.tasks.virl.tables import read_table
 
 FLOOR_HEIGHT_M = 3.2
 PANO_SPACING_M = 10.0

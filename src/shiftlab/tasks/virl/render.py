@@ -35,9 +35,9 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .caching import LRU, IdentityKey, per_object
-from .scene import LAYOUTS, RGB, CityStyle, Scene, assemble_grid, view_headings
-from .spatial import SpatialHash
+from shiftlab.tasks.virl.caching import LRU, IdentityKey, per_object
+from shiftlab.tasks.virl.scene import LAYOUTS, RGB, CityStyle, Scene, assemble_grid, view_headings
+from shiftlab.tasks.virl.spatial import SpatialHash
 
 EYE_HEIGHT = 2.5
 FACADE_RANGE = 120.0

@@ -20,7 +20,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from shiftlab.envs.virl.rail import (
+from shiftlab.tasks.response import MAX_RESPONSE_CHARS
+from shiftlab.tasks.virl.rail import (
     ACTION_SPACES,
     STOP,
     Rail,
@@ -29,10 +30,9 @@ from shiftlab.envs.virl.rail import (
     build_rail,
     history_lines,
 )
-from shiftlab.envs.virl.scene import GRID_GUTTER
-from shiftlab.envs.virl.sources import ProceduralSource, ReleasedSource, RouteSource
-from shiftlab.envs.virl.verifier import RewardTable, verify
-from shiftlab.tasks.response import MAX_RESPONSE_CHARS
+from shiftlab.tasks.virl.scene import GRID_GUTTER
+from shiftlab.tasks.virl.sources import ProceduralSource, ReleasedSource, RouteSource
+from shiftlab.tasks.virl.verifier import RewardTable, verify
 
 OBSERVATIONS = ("text", "image")
 ROUTE_ORDERS = ("random", "sequential")
@@ -137,7 +137,7 @@ class VirlEnv(gym.Env):
         if data_dir is not None:
             self.source: RouteSource = ReleasedSource(data_dir)
         else:
-            from shiftlab.envs.virl.world import CITIES
+            from shiftlab.tasks.virl.world import CITIES
 
             cities = tuple(CITIES) if city == ALL_CITIES else (city,)
             self.source = ProceduralSource(cities, split, routes_per_city, route_lengths)

@@ -16,12 +16,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from shiftlab.envs.virl.geo import LatLng, bearing, direction_word, haversine, relation_word
-from shiftlab.envs.virl.milestones import NO_LANDMARK, Milestone, format_milestone_info, relative_turn
-from shiftlab.envs.virl.names import Draws
-from shiftlab.envs.virl.seeding import rng
-from shiftlab.envs.virl.spatial import SpatialHash
-from shiftlab.envs.virl.world import Place, World
+from shiftlab.tasks.virl.geo import LatLng, bearing, direction_word, haversine, relation_word
+from shiftlab.tasks.virl.milestones import NO_LANDMARK, Milestone, format_milestone_info, relative_turn
+from shiftlab.tasks.virl.names import Draws
+from shiftlab.tasks.virl.seeding import rng
+from shiftlab.tasks.virl.spatial import SpatialHash
+from shiftlab.tasks.virl.world import Place, World
 
 LANDMARK_RADIUS_M = 18.0  # V-IRL: landmarks are places this close to a milestone ...
 LANDMARK_MIN_REVIEWS = 10  # ... with at least this many reviews, the most reviewed first

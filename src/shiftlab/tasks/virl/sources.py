@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftlab.envs.virl.geo import LatLng, to_xy
-from shiftlab.envs.virl.scene import assemble_grid, view_headings
+from shiftlab.tasks.virl.geo import LatLng, to_xy
+from shiftlab.tasks.virl.scene import assemble_grid, view_headings
 
 SPLITS = ("train", "test", "ood")
 # Disjoint districts of every city: training routes, held-out in-distribution evaluation, and the
@@ -44,8 +44,8 @@ class RouteSource:
 
 @lru_cache(maxsize=4096)
 def _procedural_record(city: str, district: int, index: int, lengths: str) -> dict:
-    from shiftlab.envs.virl.routes import route_record
-    from shiftlab.envs.virl.world import build_world
+    from shiftlab.tasks.virl.routes import route_record
+    from shiftlab.tasks.virl.world import build_world
 
     return route_record(build_world(city, district), index, lengths)
 
@@ -54,7 +54,7 @@ class ProceduralSource(RouteSource):
     """Routes of procedural cities: `routes_per_city` routes of each city, city after city."""
 
     def __init__(self, cities: Sequence[str], split: str, routes_per_city: int, lengths: str):
-        from shiftlab.envs.virl.world import CITIES
+        from shiftlab.tasks.virl.world import CITIES
 
         unknown = [c for c in cities if c not in CITIES]
         if unknown:
@@ -79,7 +79,7 @@ class ProceduralSource(RouteSource):
         return self.cities[index // self.routes_per_city], index % self.routes_per_city
 
     def _world(self, index: int):
-        from shiftlab.envs.virl.world import build_world
+        from shiftlab.tasks.virl.world import build_world
 
         return build_world(self._locate(index)[0], self.district)
 
@@ -95,7 +95,7 @@ class ProceduralSource(RouteSource):
         return None if hit is None else hit[0]
 
     def grid(self, index: int, point: LatLng, heading: float, size: int, layout: str) -> np.ndarray:
-        from shiftlab.envs.virl.render import render_grid
+        from shiftlab.tasks.virl.render import render_grid
 
         world = self._world(index)
         x, y = to_xy(world.anchor, point)
@@ -109,7 +109,7 @@ class ReleasedSource(RouteSource):
     """
 
     def __init__(self, data_dir: str | Path):
-        from shiftlab.envs.virl.data import PanoramaStore, load_routes
+        from shiftlab.tasks.virl.data import PanoramaStore, load_routes
 
         self.data_dir = Path(data_dir)
         self.routes = load_routes(self.data_dir)

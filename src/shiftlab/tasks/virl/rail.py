@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shiftlab.envs.virl.geo import LatLng, haversine, interpolate
-from shiftlab.envs.virl.milestones import (
+from shiftlab.tasks.virl.geo import LatLng, haversine, interpolate
+from shiftlab.tasks.virl.milestones import (
     Milestone,
     instruction_sentences,
     number_sentences,

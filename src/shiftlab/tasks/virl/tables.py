@@ -1,4 +1,4 @@
-"""The literal tables of the procedural cities (data/*.json), kept apart from the code that uses them."""
+"""The literal tables of the procedural cities (tables/*.json), kept apart from the code that uses them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 
 def read_table(name: str) -> dict[str, Any]:
-    """data/<name>, with JSON arrays as tuples: the frozen dataclasses built from it hold tuples."""
-    text = (resources.files(__package__) / "data" / name).read_text(encoding="utf-8")
+    """tables/<name>, with JSON arrays as tuples: the frozen dataclasses built from it hold tuples."""
+    text = (resources.files(__package__) / "tables" / name).read_text(encoding="utf-8")
     return _tuples(json.loads(text))
 
 

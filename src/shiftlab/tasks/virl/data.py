@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from shiftlab.envs.virl.caching import LRU
-from shiftlab.envs.virl.geo import EARTH_RADIUS_M, haversine
-from shiftlab.envs.virl.milestones import MilestoneFormatError, parse_milestone_info
-from shiftlab.envs.virl.panorama import perspective_from_equirect, rotate_equirect
 from shiftlab.errors import InputError
+from shiftlab.tasks.virl.caching import LRU
+from shiftlab.tasks.virl.geo import EARTH_RADIUS_M, haversine
+from shiftlab.tasks.virl.milestones import MilestoneFormatError, parse_milestone_info
+from shiftlab.tasks.virl.panorama import perspective_from_equirect, rotate_equirect
 
 ROUTES_FILE = "route_infos.json"
 MAPPING_FILE = "gps_pano_mapping.pkl"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shiftlab.envs.virl.tables import read_table
+from shiftlab.tasks.virl.tables import read_table
 
 # The 20 place types of V-IRL's benchmark (place_types_20.txt).
 PLACE_TYPES: tuple[str, ...] = (

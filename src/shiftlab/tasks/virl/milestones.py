@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shiftlab.envs.virl.geo import direction_word
+from shiftlab.tasks.virl.geo import direction_word
 
 NO_LANDMARK = "No landmark nearby"
 _LINE = re.compile(r'^"([^"]*)": "(.*)",$')

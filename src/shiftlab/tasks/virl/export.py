@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from shiftlab.envs.virl.data import export_dataset
-from shiftlab.envs.virl.geo import LatLng, haversine, interpolate, to_xy
-from shiftlab.envs.virl.render import render_panorama
-from shiftlab.envs.virl.routes import route_record
-from shiftlab.envs.virl.sources import DISTRICTS, MAPPING_RADIUS_M
-from shiftlab.envs.virl.world import build_world
+from shiftlab.tasks.virl.data import export_dataset
+from shiftlab.tasks.virl.geo import LatLng, haversine, interpolate, to_xy
+from shiftlab.tasks.virl.render import render_panorama
+from shiftlab.tasks.virl.routes import route_record
+from shiftlab.tasks.virl.sources import DISTRICTS, MAPPING_RADIUS_M
+from shiftlab.tasks.virl.world import build_world
 
 _SAMPLE_STEP_M = 4.0
 MAX_ROUTES = 10_000

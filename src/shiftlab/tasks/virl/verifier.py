@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from shiftlab.envs.virl.rail import FORWARD, STOP, RailPoint
 from shiftlab.tasks.response import MAX_RESPONSE_CHARS, last_match, response_text
+from shiftlab.tasks.virl.rail import FORWARD, STOP, RailPoint
 
 _STRICT_ACTION = re.compile(r'"action": "(.*?)"')
 _STRICT_OBSERVATION = re.compile(r'"current observation": "(.*?)"')
