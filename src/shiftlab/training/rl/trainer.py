@@ -35,6 +35,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from shiftlab.training.common import add_lora, load_model, resolve_precision, save_final
+from shiftlab.training.compute import (
+    flop_parameters,
+    forward_flops,
+    read_compute,
+    training_flops,
+    write_compute,
+)
 from shiftlab.training.config import (
     ConfigError,
     check_checkpoint_weights,
@@ -94,7 +102,6 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     from shiftlab.policies.hf import HFPolicy
     from shiftlab.rollout import run_episodes
     from shiftlab.tasks import check_env_options, get_preset, ood_presets
-    from shiftlab.training.compute import flop_parameters, read_compute, write_compute
     from shiftlab.training.run_log import JsonlLog
 
     config.validate()
@@ -110,13 +117,9 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     resumed = _read_checkpoint(resume_from) if resume_from is not None else None
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
-    use_cuda = torch.cuda.is_available()
-    precision = config.precision
-    if precision == "auto":
-        precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "fp16" and not use_cuda:
-        raise ConfigError("precision: fp16 needs a CUDA GPU; use fp32 or bf16 on a CPU")
-    accelerator = Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision), cpu=not use_cuda)
+    precision = resolve_precision(config.precision)
+    accelerator = Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision),
+                              cpu=not torch.cuda.is_available())
     torch.manual_seed(config.seed)
 
     # Model, optional LoRA, value head (PPO), frozen reference (KL), optimizer and schedule.
@@ -131,7 +134,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
             from safetensors.torch import load_file
 
             value_head.load_state_dict(load_file(str(resume_from / "value_head.safetensors")))
-    reference = _reference_model(config, model)
+    reference = _reference_model(config)
     parameters = [p for p in model.parameters() if p.requires_grad]
     if value_head is not None:
         parameters += list(value_head.parameters())
@@ -172,8 +175,8 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     writer = _tensorboard(config, output, counters.step)
 
     def flops() -> dict[str, float]:
-        trained = 6.0 * n_params * counters.tokens_trained
-        forward = 2.0 * n_params * (counters.tokens_rollout + counters.tokens_scored)
+        trained = training_flops(n_params, counters.tokens_trained)
+        forward = forward_flops(n_params, counters.tokens_rollout + counters.tokens_scored)
         return {"flops": base_flops + trained + forward, "flops_train": trained, "flops_inference": forward}
 
     def record(entry: dict[str, Any]) -> None:
@@ -354,12 +357,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     if writer is not None:
         writer.close()
 
-    final = output / "final"
-    trained = accelerator.unwrap_model(model)
-    if config.lora:
-        trained = trained.merge_and_unload()
-    trained.save_pretrained(final)
-    processor.save_pretrained(final)
+    final = save_final(accelerator.unwrap_model(model), processor, output / "final")
     if value_head is not None:
         _save_value_head(value_head, final)
     totals = flops()
@@ -475,41 +473,24 @@ def _hidden_size(model: Any) -> int:
 
 
 def _load_model(config: RLConfig, resume_from: Path | None):
-    from shiftlab.models.loading import load_pretrained
-
-    source = config.model
     if resume_from is not None and not config.lora:
-        source = str(resume_from / "model")
-    try:
-        model, processor = load_pretrained(source, dtype=torch.float32)
-    except ValueError as error:
-        raise ConfigError(str(error).splitlines()[0]) from None
+        return load_model(str(resume_from / "model"))
+    model, processor = load_model(config.model)
     if config.lora:
         import peft
 
         if resume_from is not None:
             model = peft.PeftModel.from_pretrained(model, str(resume_from / "model"), is_trainable=True)
         else:
-            targets = config.lora_targets[0] if config.lora_targets == ["all-linear"] else config.lora_targets
-            try:
-                model = peft.get_peft_model(model, peft.LoraConfig(
-                    r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                    target_modules=targets, task_type="CAUSAL_LM"))
-            except ValueError as error:
-                if type(error).__name__ != "NoMatchingPeftModuleError":
-                    raise
-                raise ConfigError(f"config key 'lora_targets': {config.lora_targets} names no module of "
-                                  f"{config.model!r}") from None
+            model = add_lora(model, config)
     return model, processor
 
 
-def _reference_model(config: RLConfig, model: Any):
+def _reference_model(config: RLConfig):
     """The frozen start model, for the KL term; LoRA runs use the base under the adapters instead."""
     if config.kl_coef <= 0 or config.lora:
         return None
-    from shiftlab.models.loading import load_pretrained
-
-    reference, _ = load_pretrained(config.model, dtype=torch.float32)
+    reference, _ = load_model(config.model)
     reference.eval().requires_grad_(False)
     return reference
 
@@ -541,8 +522,6 @@ def _save_value_head(value_head: Any, directory: Path) -> None:
 def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, model: Any, processor: Any, value_head: Any,
                      optimizer: Any, scheduler: Any, n_params: int, flops: dict[str, float]) -> Path:
     """Written under a temporary name and renamed, so a killed run never leaves half a checkpoint."""
-    from shiftlab.training.compute import write_compute
-
     final = output / f"{CHECKPOINT_PREFIX}{counters.step:06d}"
     tmp = output / f"{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
