@@ -18,7 +18,8 @@ MAX_EPISODES_PER_STEP = 65_536
 
 # Settings a resumed run must share with the run it continues, or its steps would not follow.
 RESUME_KEYS = ("model", "algorithm", "task", "env", "rewards", "prompts_per_step", "group_size", "data_seed",
-               "seed", "max_new_tokens", "temperature", "top_p", "lora", "lora_r", "lora_targets", "value_hidden")
+               "seed", "max_new_tokens", "temperature", "top_p", "lora", "lora_r", "lora_alpha", "lora_dropout",
+               "lora_targets", "value_hidden")
 
 
 @dataclass

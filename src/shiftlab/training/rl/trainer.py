@@ -32,9 +32,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import peft
 import torch
+from accelerate import Accelerator
+from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_MODEL_NAME, SCHEDULER_NAME
+from accelerate.utils import load as load_pickled
+from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_scheduler
 
+from shiftlab.evaluation import evaluate
+from shiftlab.policies.hf import HFPolicy
+from shiftlab.rollout import run_episodes
+from shiftlab.tasks import check_env_options, get_preset, ood_presets
 from shiftlab.training.common import add_lora, load_model, resolve_precision, save_final
 from shiftlab.training.compute import (
     flop_parameters,
@@ -53,8 +64,14 @@ from shiftlab.training.config import (
 from shiftlab.training.rl import objectives as obj
 from shiftlab.training.rl.config import RESUME_KEYS, RLConfig
 from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs, sort_key
+from shiftlab.training.run_log import JsonlLog
 
 CHECKPOINT_PREFIX = "checkpoint-"
+# A checkpoint is accelerate's state (the models it holds, numbered model.safetensors, model_1...: the policy,
+# then the value head; the optimizer, the schedule, every RNG), the counters in state.json and compute.json.
+# A LoRA policy is saved as its adapters alone, in ADAPTER_FILE, and takes no model number.
+ADAPTER_FILE = "adapter_model.safetensors"
+RNG_FILE = f"{RNG_STATE_NAME}_0.pkl"  # one process
 
 
 class ValueHead(nn.Module):
@@ -96,14 +113,6 @@ class RLResult:
 
 
 def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-
-    from shiftlab.policies.hf import HFPolicy
-    from shiftlab.rollout import run_episodes
-    from shiftlab.tasks import check_env_options, get_preset, ood_presets
-    from shiftlab.training.run_log import JsonlLog
-
     config.validate()
     preset = get_preset(config.task)
     eval_tasks = config.eval_tasks if config.eval_tasks is not None else [
@@ -114,26 +123,25 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         raise ConfigError(f"config key 'env': {error}") from None
     output = output_directory(config.output_dir)
     resume_from = resume_point(config, output, (_checkpoints(output) or [None])[-1], "state.json", RESUME_KEYS)
-    resumed = _read_checkpoint(resume_from) if resume_from is not None else None
+    resumed = _read_checkpoint(config, resume_from) if resume_from is not None else None
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
     precision = resolve_precision(config.precision)
     accelerator = Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision),
                               cpu=not torch.cuda.is_available())
+    if config.lora:
+        accelerator.register_save_state_pre_hook(_save_adapters)
+        accelerator.register_load_state_pre_hook(_load_adapters)
     torch.manual_seed(config.seed)
 
-    # Model, optional LoRA, value head (PPO), frozen reference (KL), optimizer and schedule.
-    model, processor = _load_model(config, resume_from)
+    # Model, optional LoRA, value head (PPO), frozen reference (KL), optimizer and schedule, built as a new
+    # run builds them; a resumed run then reads their state from its checkpoint.
+    model, processor = load_model(config.model)
+    if config.lora:
+        model = add_lora(model, config)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    value_head = None
-    if config.algorithm == "ppo":
-        hidden = _hidden_size(model)
-        value_head = ValueHead(hidden, config.value_hidden)
-        if resume_from is not None:
-            from safetensors.torch import load_file
-
-            value_head.load_state_dict(load_file(str(resume_from / "value_head.safetensors")))
+    value_head = ValueHead(_hidden_size(model), config.value_hidden) if config.algorithm == "ppo" else None
     reference = _reference_model(config)
     parameters = [p for p in model.parameters() if p.requires_grad]
     if value_head is not None:
@@ -147,17 +155,11 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     base_flops = float(base["flops"]) if base and "flops" in base else 0.0
 
     counters = resumed or Counters()
-    if resume_from is not None:
-        try:
-            optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", weights_only=True))
-            scheduler.load_state_dict(torch.load(resume_from / "scheduler.pt", weights_only=True))
-            torch.set_rng_state(torch.load(resume_from / "rng.pt", weights_only=True))
-        except Exception as error:  # noqa: BLE001 - unpickling and shape errors of a damaged file
-            raise ConfigError(f"checkpoint {str(resume_from)!r} has a damaged optimizer, scheduler or RNG state "
-                              f"({type(error).__name__}); delete it to resume from the one before") from None
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if value_head is not None:
         value_head = accelerator.prepare(value_head)
+    if resume_from is not None:
+        _load_checkpoint(accelerator, resume_from)
     device = accelerator.device
     if reference is not None:
         reference.to(device)
@@ -188,8 +190,6 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
             writer.flush()
 
     def evaluate_now(step: int) -> dict[str, Any]:
-        from shiftlab.evaluation import evaluate
-
         model.eval()
         judge = HFPolicy(unwrapped, processor, max_new_tokens=config.max_new_tokens,
                          temperature=config.eval_temperature, batch_size=config.rollout_batch_size, seed=config.seed)
@@ -350,8 +350,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
             if config.eval_steps and eval_tasks and (step % config.eval_steps == 0 or step == config.steps):
                 evaluate_now(step)
             if step % config.save_steps == 0 or step == config.steps:
-                _save_checkpoint(output, config, counters, accelerator.unwrap_model(model), processor, value_head,
-                                 optimizer, scheduler, n_params, flops())
+                _save_checkpoint(output, config, counters, accelerator, n_params, flops())
     finally:  # a failing step leaves the bar closed, so its error starts on a line of its own
         bar.close()
     if writer is not None:
@@ -472,20 +471,6 @@ def _hidden_size(model: Any) -> int:
     return int(text.hidden_size)
 
 
-def _load_model(config: RLConfig, resume_from: Path | None):
-    if resume_from is not None and not config.lora:
-        return load_model(str(resume_from / "model"))
-    model, processor = load_model(config.model)
-    if config.lora:
-        import peft
-
-        if resume_from is not None:
-            model = peft.PeftModel.from_pretrained(model, str(resume_from / "model"), is_trainable=True)
-        else:
-            model = add_lora(model, config)
-    return model, processor
-
-
 def _reference_model(config: RLConfig):
     """The frozen start model, for the KL term; LoRA runs use the base under the adapters instead."""
     if config.kl_coef <= 0 or config.lora:
@@ -496,8 +481,6 @@ def _reference_model(config: RLConfig):
 
 
 def _scheduler(config: RLConfig, optimizer: Any, total: int):
-    from transformers import get_scheduler
-
     name = config.lr_scheduler
     if name == "constant":
         name = "constant_with_warmup"
@@ -513,26 +496,17 @@ def _tensorboard(config: RLConfig, output: Path, step: int):
 
 
 def _save_value_head(value_head: Any, directory: Path) -> None:
-    from safetensors.torch import save_file
-
     state = {k: v.detach().cpu().contiguous() for k, v in value_head.state_dict().items()}
     save_file(state, str(directory / "value_head.safetensors"))
 
 
-def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, model: Any, processor: Any, value_head: Any,
-                     optimizer: Any, scheduler: Any, n_params: int, flops: dict[str, float]) -> Path:
+def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, accelerator: Any, n_params: int,
+                     flops: dict[str, float]) -> Path:
     """Written under a temporary name and renamed, so a killed run never leaves half a checkpoint."""
     final = output / f"{CHECKPOINT_PREFIX}{counters.step:06d}"
     tmp = output / f"{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp / "model")
-    processor.save_pretrained(tmp / "model")
-    if value_head is not None:
-        _save_value_head(value_head, tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(torch.get_rng_state(), tmp / "rng.pt")
+    accelerator.save_state(str(tmp))
     (tmp / "state.json").write_text(json.dumps({"counters": asdict(counters)}, indent=1), encoding="utf-8")
     write_compute(tmp, step=counters.step, tokens=counters.tokens_trained, parameters=n_params,
                   tokens_rollout=counters.tokens_rollout, flops_total=flops["flops"])
@@ -544,7 +518,7 @@ def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, model: 
     return final
 
 
-def _read_checkpoint(path: Path) -> Counters:
+def _read_checkpoint(config: RLConfig, path: Path) -> Counters:
     """The counters of the checkpoint a run resumes from, after checking it is whole. A checkpoint is
     written under a temporary name and renamed when whole; one that is not was edited or damaged since,
     and is named rather than half-loaded."""
@@ -556,12 +530,56 @@ def _read_checkpoint(path: Path) -> Counters:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise ConfigError(f"checkpoint {str(path)!r} has no readable state.json; delete it to resume from the "
                           "one before, or use a new output_dir") from None
-    missing = [name for name in ("model", "optimizer.pt", "scheduler.pt", "rng.pt") if not (path / name).exists()]
+    missing = [name for name in _checkpoint_files(config) if not (path / name).is_file()]
     if missing:
         raise ConfigError(f"checkpoint {str(path)!r} is incomplete (no {', '.join(missing)}); delete it to resume "
                           "from the one before, or use a new output_dir")
     check_checkpoint_weights(path)
     return counters
+
+
+def _checkpoint_files(config: RLConfig) -> list[str]:
+    """What `Accelerator.save_state` (with the adapter hook) writes for this run's models."""
+    numbered = (0 if config.lora else 1) + (config.algorithm == "ppo")
+    models = [f"{SAFE_MODEL_NAME}{f'_{i}' if i else ''}.safetensors" for i in range(numbered)]
+    return [*([ADAPTER_FILE] if config.lora else []), *models, f"{OPTIMIZER_NAME}.bin", f"{SCHEDULER_NAME}.bin",
+            RNG_FILE]
+
+
+def _load_checkpoint(accelerator: Any, path: Path) -> None:
+    """The models, optimizer, schedule and RNG states of a checkpoint, into the objects `accelerator`
+    prepared. accelerate only logs an RNG state it cannot read, so that file is read here first."""
+    try:
+        if "torch_manual_seed" not in load_pickled(path / RNG_FILE):
+            raise KeyError("torch_manual_seed")
+        accelerator.load_state(str(path))
+    except Exception as error:  # noqa: BLE001 - unpickling, safetensors and shape errors of a damaged file
+        detail = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(f"checkpoint {str(path)!r} has a damaged model, optimizer, scheduler or RNG state "
+                          f"({type(error).__name__}: {detail}); delete it to resume from the one before") from None
+
+
+def _save_adapters(models: list, weights: list, directory: str) -> None:
+    """accelerate's save hook for LoRA runs: the policy's adapters alone, as the base under them is the
+    start model, unchanged; its full weights are taken off accelerate's list."""
+    for index, model in enumerate(models):
+        if isinstance(model, peft.PeftModel):
+            state = {k: v.contiguous() for k, v in peft.get_peft_model_state_dict(model).items()}
+            save_file(state, str(Path(directory) / ADAPTER_FILE))
+            weights.pop(index)
+            return
+
+
+def _load_adapters(models: list, directory: str) -> None:
+    """accelerate's load hook matching `_save_adapters`."""
+    for index, model in enumerate(models):
+        if isinstance(model, peft.PeftModel):
+            state = load_file(str(Path(directory) / ADAPTER_FILE))
+            if state.keys() != peft.get_peft_model_state_dict(model).keys():
+                raise ValueError("the adapters do not match the run's LoRA settings")
+            peft.set_peft_model_state_dict(model, state)
+            models.pop(index)
+            return
 
 
 def _checkpoints(output: Path) -> list[Path]:
