@@ -111,8 +111,9 @@ def test_trainer_logprobs_match_the_sampler(tiny_lm):
     policy = HFPolicy(model, tokenizer, max_new_tokens=12, temperature=0.7, seed=3)
     messages = [[{"role": "user", "content": "Cards: 4, 7, K, 2. Make 24."}], [{"role": "user", "content": "Go"}]]
     responses = policy.generate([Request("gp-l", m) for m in messages])
-    samples = [_sample(policy.prompt_inputs(m)["input_ids"][0].tolist(), list(r.token_ids))
-               for m, r in zip(messages, responses, strict=True)]
+    samples = [_sample(list(r.prompt_ids), list(r.token_ids)) for r in responses]
+    assert [r.prompt_ids for r in responses] == [tuple(policy.prompt_inputs(m)["input_ids"][0].tolist())
+                                                 for m in messages]
     logp, _, _ = response_logprobs(model, collate(samples, tokenizer.pad_token_id), temperature=0.7)
     for row, response in enumerate(responses):
         n = len(response.token_ids)

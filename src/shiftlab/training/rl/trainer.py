@@ -5,8 +5,8 @@ Every step:
    multi-turn episodes (answers, verifier feedback, revisions) that evaluation scores. GRPO plays each
    seed `group_size` times; with dynamic sampling, groups whose rewards are all equal are dropped and
    more are played.
-2. Turn every answered turn into a sample: its prompt (history and feedback included) and the tokens
-   the policy generated. Only those answer tokens are trained on.
+2. Turn every answered turn into a sample: its prompt (history and feedback included) as the policy
+   tokenized it for generation, and the tokens it generated. Only those answer tokens are trained on.
 3. Score the samples without gradients where the update needs it: log-probabilities before the
    update, under the frozen reference model (KL), and the value head's estimates (PPO).
 4. Advantages: group-relative over each group's episode returns (GRPO, Dr. GRPO, RLOO), or GAE over
@@ -252,13 +252,11 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                 for trajectory in group:
                     e += 1
                     for k, turn in enumerate(trajectory.turns):
-                        inputs = policy.prompt_inputs(turn.messages)
-                        extras = {key: v for key, v in inputs.items()
-                                  if key not in ("input_ids", "attention_mask", "token_type_ids")}
                         last = k == len(trajectory.turns) - 1
                         reward = turn.reward if config.rewards == "per_attempt" else float(trajectory.success and last)
-                        samples.append(Sample(inputs["input_ids"][0], torch.tensor(turn.token_ids, dtype=torch.long),
-                                              extras, action_start(policy.tokenizer, turn.token_ids, answer_key), reward,
+                        samples.append(Sample(torch.tensor(turn.prompt_ids, dtype=torch.long),
+                                              torch.tensor(turn.token_ids, dtype=torch.long), dict(turn.prompt_extras),
+                                              action_start(policy.tokenizer, turn.token_ids, answer_key), reward,
                                               g, e, k, last))
 
             # 3. Scoring without gradients.
