@@ -153,3 +153,51 @@ def test_eval_with_a_missing_model_path_is_one_clear_line(tmp_path, capsys):
     assert main(["eval", "--policy", f"hf:{missing}", "--tasks", "gp-l", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert str(missing) in err and len(err.splitlines()) == 1
+
+
+def test_responses_carry_the_prompt_as_generation_read_it(text_model, vlm_model):
+    """A trainer scores answers under `prompt_ids` and `prompt_extras`: the same as each prompt alone,
+    without the batch's padding, and each request with its own images only."""
+    policy = HFPolicy(text_model, max_new_tokens=4, batch_size=8)
+    messages = [r.messages for r in _requests(*PROMPTS)]
+    for response, message in zip(policy.generate(_requests(*PROMPTS)), messages, strict=True):
+        assert response.prompt_ids == tuple(policy.prompt_inputs(message)["input_ids"][0].tolist())
+        assert response.prompt_extras == {}
+
+    rng = np.random.default_rng(1)
+    image = lambda: rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)  # noqa: E731
+    two = {"role": "user", "content": [{"type": "image", "image": image()}, {"type": "text", "text": "and"},
+                                       {"type": "image", "image": image()}]}
+    requests = [_image_request(image(), "one picture"), Request("t", [two]), _image_request(image(), "x")]
+    policy = HFPolicy(vlm_model, max_new_tokens=4, batch_size=3)
+    for response, request in zip(policy.generate(requests), requests, strict=True):
+        alone = policy.prompt_inputs(request.messages)
+        assert response.prompt_ids == tuple(alone["input_ids"][0].tolist())
+        assert response.prompt_extras.keys() == {"pixel_values"}
+        assert torch.equal(response.prompt_extras["pixel_values"], alone["pixel_values"])
+        assert response.prompt_extras["pixel_values"].device.type == "cpu"
+
+
+def test_batched_image_inputs_split_by_request():
+    from shiftlab.policies.hf import per_request_inputs
+
+    mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1]])
+    grid = torch.tensor([[1, 2, 2], [1, 2, 4], [1, 2, 2]])  # Qwen-VL: 4, 8 and 4 patches
+    inputs = {"input_ids": torch.zeros(4, 4), "attention_mask": mask, "pixel_values": torch.arange(16.0)[:, None],
+              "image_grid_thw": grid, "mm_token_type_ids": torch.arange(16).view(4, 4), "per_row": torch.arange(4)}
+    parts = per_request_inputs(inputs, [2, 0, 1, 0])
+    assert parts[1] == parts[3] == {}
+    assert parts[0]["pixel_values"].flatten().tolist() == list(range(12))
+    assert parts[2]["pixel_values"].flatten().tolist() == [12, 13, 14, 15]
+    assert parts[0]["image_grid_thw"].tolist() == grid[:2].tolist() and parts[2]["image_grid_thw"].tolist() == [[1, 2, 2]]
+    assert parts[0]["mm_token_type_ids"].tolist() == [[1, 2, 3]] and parts[2]["mm_token_type_ids"].tolist() == [[10, 11]]
+    assert parts[0]["per_row"].tolist() == [0] and parts[2]["per_row"].tolist() == [2]
+
+
+def test_the_prompt_stays_out_of_trajectory_records(text_model):
+    from shiftlab.rollout import run_episodes
+    from shiftlab.task import get_preset
+
+    (trajectory,) = run_episodes(get_preset("gp-l"), HFPolicy(text_model, max_new_tokens=4), [0])
+    assert all(turn.prompt_ids for turn in trajectory.turns)
+    assert all("prompt_ids" not in turn and "prompt_extras" not in turn for turn in trajectory.to_json()["turns"])

@@ -112,8 +112,9 @@ def test_trainer_logprobs_match_the_sampler(tiny_lm):
     policy = HFPolicy(model, tokenizer, max_new_tokens=12, temperature=0.7, seed=3)
     messages = [[{"role": "user", "content": "Cards: 4, 7, K, 2. Make 24."}], [{"role": "user", "content": "Go"}]]
     responses = policy.generate([Request("gp-l", m) for m in messages])
-    samples = [_sample(policy.prompt_inputs(m)["input_ids"][0].tolist(), list(r.token_ids))
-               for m, r in zip(messages, responses, strict=True)]
+    samples = [_sample(list(r.prompt_ids), list(r.token_ids)) for r in responses]
+    assert [r.prompt_ids for r in responses] == [tuple(policy.prompt_inputs(m)["input_ids"][0].tolist())
+                                                 for m in messages]
     logp, _, _ = response_logprobs(model, collate(samples, tokenizer.pad_token_id), temperature=0.7)
     for row, response in enumerate(responses):
         n = len(response.token_ids)
@@ -194,6 +195,34 @@ def test_resume_refuses_a_changed_run(tiny_lm, tmp_path):
         run_rl(_config(tiny_lm, tmp_path, steps=2, group_size=3), progress=False)
     with pytest.raises(ConfigError, match="already has checkpoints"):
         run_rl(_config(tiny_lm, tmp_path, steps=2, resume="never"), progress=False)
+    with pytest.raises(ConfigError, match="lora_alpha"):
+        run_rl(_config(tiny_lm, tmp_path, steps=2, lora_alpha=8), progress=False)
+
+
+def test_checkpoints_are_accelerate_state_with_lora_adapters_alone(tiny_lm, tmp_path):
+    common = {"steps": 1, "save_steps": 1, "algorithm": "ppo", "group_size": 1, "value_hidden": [8]}
+    run_rl(_config(tiny_lm, tmp_path / "full", **common), progress=False)
+    run_rl(_config(tiny_lm, tmp_path / "lora", lora=True, lora_r=2, **common), progress=False)
+    state = {"compute.json", "state.json", "optimizer.bin", "scheduler.bin", "random_states_0.pkl"}
+    full, lora = (tmp_path / name / "checkpoint-000001" for name in ("full", "lora"))
+    assert {p.name for p in full.iterdir()} == state | {"model.safetensors", "model_1.safetensors"}
+    assert {p.name for p in lora.iterdir()} == state | {"adapter_model.safetensors", "model.safetensors"}
+    adapters = load_file(str(lora / "adapter_model.safetensors"))
+    assert adapters and all("lora_" in key for key in adapters)
+    assert set(load_file(str(lora / "model.safetensors"))) == set(load_file(str(full / "model_1.safetensors")))
+
+
+def test_a_damaged_or_incomplete_checkpoint_is_named(tiny_lm, tmp_path):
+    run_rl(_config(tiny_lm, tmp_path, steps=1, save_steps=1), progress=False)
+    checkpoint = tmp_path / "checkpoint-000001"
+    rng = (checkpoint / "random_states_0.pkl").read_bytes()
+    (checkpoint / "random_states_0.pkl").write_bytes(b"junk")  # accelerate alone would only log it
+    with pytest.raises(ConfigError, match="checkpoint-000001' has a damaged model, optimizer, scheduler or RNG"):
+        run_rl(_config(tiny_lm, tmp_path, steps=2), progress=False)
+    (checkpoint / "random_states_0.pkl").write_bytes(rng)
+    (checkpoint / "optimizer.bin").unlink()
+    with pytest.raises(ConfigError, match=r"checkpoint-000001' is incomplete \(no optimizer.bin\)"):
+        run_rl(_config(tiny_lm, tmp_path, steps=2), progress=False)
 
 
 # --- end to end on the real tasks ---------------------------------------------------------------

@@ -43,6 +43,9 @@ class Turn:
     token_ids: tuple[int, ...] = ()
     logprobs: tuple[float, ...] = ()
     done: bool = False
+    # The prompt as the policy read it (local models), for training; not part of the trajectory's record.
+    prompt_ids: tuple[int, ...] = ()
+    prompt_extras: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -161,7 +164,8 @@ def iter_episodes(
                 if cut is not None:
                     turn_info["response_chars"] = cut
                 episode.trajectory.turns.append(Turn(episode.messages, text, float(reward), point, turn_info,
-                                                     response.token_ids, response.logprobs, done))
+                                                     response.token_ids, response.logprobs, done,
+                                                     response.prompt_ids, response.prompt_extras))
                 if done:
                     episode.trajectory.success = bool(info.get("success", False))
                     idle.append(episode.env)

@@ -9,7 +9,7 @@ is computed for the distinct prompts and copied to every row that repeats it. to
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,9 @@ from shiftlab.errors import InputError
 from shiftlab.messages import Message
 from shiftlab.models.loading import load_pretrained, old_cache_name
 from shiftlab.policies.base import Request, Response
+
+# Inputs that are the prompt's tokens; the processor's other outputs belong to its images.
+TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class HFPolicy:
@@ -92,8 +95,8 @@ class HFPolicy:
         self.answer_tokens = 0
 
     def prompt_inputs(self, messages: Sequence[Message]) -> dict[str, Any]:
-        """One conversation as the model's inputs (token ids, and pixel values when it has images), the
-        exact ids generation starts from, so a trainer can score the answer under the same prompt."""
+        """One conversation as the model's inputs (token ids, and pixel values when it has images), as
+        generation reads it alone; each Response carries the same as `prompt_ids` and `prompt_extras`."""
         messages, images = self._template_messages(messages)
         text = self._chat_template(messages)
         if images:
@@ -106,13 +109,13 @@ class HFPolicy:
             out.extend(self._generate_batch(requests[start : start + self.batch_size]))
         return out
 
-    @torch.inference_mode()
     def _generate_batch(self, requests: Sequence[Request]) -> list[Response]:
-        texts, images = [], []
+        texts, images, counts = [], [], []
         for request in requests:
             messages, request_images = self._template_messages(request.messages)
             texts.append(self._chat_template(messages))
             images.extend(request_images)
+            counts.append(len(request_images))
         # The chat template already writes the special tokens (BOS etc.); don't add them twice.
         if images:
             inputs = self.processor(
@@ -120,13 +123,18 @@ class HFPolicy:
             )
         else:
             inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        # Each request's prompt as generation reads it, for a trainer to score the answer under: taken
+        # outside inference mode (so it can be backpropagated through) and on the CPU.
+        real = inputs["attention_mask"].bool()
+        prompt_ids = [tuple(row[keep].tolist()) for row, keep in zip(inputs["input_ids"], real, strict=True)]
+        extras = per_request_inputs(inputs, counts) if images else [{} for _ in requests]
         inputs = inputs.to(self.device)
         sample = self.temperature > 0
         params: dict[str, Any] = {"do_sample": sample}
         if sample:
             params.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), old_cache_name():
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices), old_cache_name():
             cache = self._shared_prompt_cache(inputs, texts) if not images else None
             torch.manual_seed(self._batch_seed(texts))
             output = self.model.generate(
@@ -138,20 +146,21 @@ class HFPolicy:
                 output_scores=True,
                 return_dict_in_generate=True,
             )
-        # With output_scores the scores are the processed logits (after temperature/top-p), so their
-        # log-softmax is the distribution each token was actually drawn from.
-        logprobs = self.model.compute_transition_scores(
-            output.sequences, output.scores, normalize_logits=True
-        )
+            # With output_scores the scores are the processed logits (after temperature/top-p), so their
+            # log-softmax is the distribution each token was actually drawn from.
+            logprobs = self.model.compute_transition_scores(
+                output.sequences, output.scores, normalize_logits=True
+            )
         new_tokens = output.sequences[:, inputs["input_ids"].shape[1] :]
         self.prompt_tokens += int(inputs["attention_mask"].sum())
         responses = []
-        for ids, lps in zip(new_tokens.tolist(), logprobs.float().cpu().tolist(), strict=True):
+        rows = zip(new_tokens.tolist(), logprobs.float().cpu().tolist(), prompt_ids, extras, strict=True)
+        for ids, lps, prompt, images_in in rows:
             end = next((i + 1 for i, t in enumerate(ids) if t in self._eos_ids), len(ids))
             ids, lps = ids[:end], lps[:end]
             self.answer_tokens += len(ids)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            responses.append(Response(text, tuple(ids), tuple(lps)))
+            responses.append(Response(text, tuple(ids), tuple(lps), prompt, images_in))
         return responses
 
     def _shared_prompt_cache(self, inputs: Any, texts: Sequence[str]) -> Any:
@@ -206,6 +215,41 @@ class HFPolicy:
     def _chat_template(self, messages: list[Message]) -> str:
         owner = self.processor if getattr(self.processor, "chat_template", None) else self.tokenizer
         return owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def per_request_inputs(inputs: Mapping[str, Any], images_per_request: Sequence[int]) -> list[dict[str, Any]]:
+    """Each request's own part of a batch's image inputs, as the processor would give it for that request
+    alone. Processors stack the images of all requests in request order along the first dimension: a row
+    per image (LLaVA's pixel values, image sizes), or a row per patch where `image_grid_thw` gives each
+    image's patches (Qwen-VL). A [batch, prompt] input gives the request its row without padding, any
+    other batch-first one its row; a request without images gets none, and an input that fits no rule
+    is left out."""
+    real = inputs["attention_mask"].bool()
+    counts = list(images_per_request)
+    grid = inputs.get("image_grid_thw")
+    patches = None
+    if grid is not None:
+        per_image = grid.prod(-1).tolist()
+        bounds = np.cumsum([0, *counts])
+        patches = [sum(per_image[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    out: list[dict[str, Any]] = [{} for _ in counts]
+    for key, value in inputs.items():
+        if key in TOKEN_KEYS or not isinstance(value, torch.Tensor) or value.dim() == 0:
+            continue
+        if value.dim() >= 2 and value.shape[:2] == real.shape:
+            parts = [row[keep].unsqueeze(0) for row, keep in zip(value, real, strict=True)]
+        elif value.shape[0] == sum(counts):
+            parts = value.split(counts)
+        elif patches is not None and value.shape[0] == sum(patches):
+            parts = value.split(patches)
+        elif value.shape[0] == len(counts):
+            parts = value.split(1)
+        else:
+            continue
+        for extras, part, count in zip(out, parts, counts, strict=True):
+            if count:
+                extras[key] = part
+    return out
 
 
 def _eos_ids(model: PreTrainedModel, tokenizer: Any) -> set[int]:

@@ -28,7 +28,13 @@ def flop_parameters(model: Any) -> int:
 
 
 def training_flops(parameters: int, tokens: int) -> float:
+    """Tokens through forward and backward: 6N each."""
     return 6.0 * parameters * tokens
+
+
+def forward_flops(parameters: int, tokens: int) -> float:
+    """Tokens only run forward (generation, scoring without gradients): 2N each."""
+    return 2.0 * parameters * tokens
 
 
 def write_compute(directory: str | Path, *, step: int, tokens: int, parameters: int, **extra: Any) -> dict:

@@ -83,6 +83,12 @@ def check_ranges(config: Any, ranges: dict[str, tuple[float | None, float | None
                 raise ConfigError(f"config key {key!r} must be {bound}, not {v}")
 
 
+def check_lora_ranges(config: Any) -> None:
+    """The LoRA settings of every trainer config: a rank from 1, a positive alpha, a dropout below 1."""
+    check_ranges(config, {"lora_r": (1, 65_536), "lora_alpha": (0, None), "lora_dropout": (0, 1)},
+                 above=("lora_alpha",), below=("lora_dropout",))
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """One `--flag` per field, defaulting to None so only the flags given override the file."""
     hints = typing.get_type_hints(cls)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from shiftlab.training.config import (
     ConfigError,
     check_checkpoint_weights,
+    check_lora_ranges,
     check_ranges,
     output_directory,
     resume_point,
@@ -98,11 +99,10 @@ class SFTRunConfig:
         check_ranges(self, {"episodes": (1, MAX_EPISODES), "revisions": (0, MAX_REVISIONS), "epochs": (0, 1e6),
                             "max_steps": (-1, 10**9), "batch_size": (1, 65_536), "grad_accum": (1, 65_536),
                             "learning_rate": (0, 1), "warmup_ratio": (0, 1), "weight_decay": (0, None),
-                            "max_grad_norm": (0, None), "max_length": (16, 10**7), "lora_r": (1, 65_536),
-                            "lora_alpha": (0, None), "lora_dropout": (0, 1), "save_steps": (1, 10**9),
+                            "max_grad_norm": (0, None), "max_length": (16, 10**7), "save_steps": (1, 10**9),
                             "save_total_limit": (1, None), "logging_steps": (1, 10**9)},
-                     above=("epochs", "learning_rate", "max_grad_norm", "lora_alpha"),
-                     below=("warmup_ratio", "lora_dropout"))
+                     above=("epochs", "learning_rate", "max_grad_norm"), below=("warmup_ratio",))
+        check_lora_ranges(self)
         if self.max_steps == 0:
             raise ConfigError("config key 'max_steps' must be positive or -1, not 0")
         for key, path in {"model": self.model, "data": self.data}.items():
@@ -132,8 +132,15 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     import trl
     from transformers.trainer_utils import get_last_checkpoint
 
-    from shiftlab.models.loading import load_pretrained
-    from shiftlab.training.compute import flop_parameters, read_compute, write_compute
+    from shiftlab.training.common import (
+        freeze_vision,
+        load_model,
+        lora_config,
+        lora_targets_checked,
+        resolve_precision,
+        save_final,
+    )
+    from shiftlab.training.compute import flop_parameters, read_compute, training_flops, write_compute
     from shiftlab.training.run_log import JsonlLog
 
     output = output_directory(config.output_dir)
@@ -145,12 +152,10 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
 
     if config.data is not None and not (Path(config.data) / "state.json").is_file():
         raise ConfigError(f"data {config.data!r} is not a dataset directory (made by `shiftlab sft-data`)")
+    precision = resolve_precision(config.precision)
 
     # Model: text or vision-language, chosen by the checkpoint's config.
-    try:
-        model, processor = load_pretrained(config.model, dtype=torch.float32)
-    except ValueError as error:
-        raise ConfigError(str(error).splitlines()[0]) from None
+    model, processor = load_model(config.model)
     is_vlm = getattr(model.config, "vision_config", None) is not None
 
     # Data: the saved dataset, or the run's own expert data, made once so a resume sees the same rows.
@@ -158,22 +163,9 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     if "images" in dataset.column_names and not is_vlm:
         raise ConfigError(f"the data has images but {config.model!r} is a text-only model")
     if config.freeze_vision:
-        for name, parameter in model.named_parameters():
-            if "vision_tower" in name or "visual" in name:
-                parameter.requires_grad_(False)
+        freeze_vision(model)
     parameters = flop_parameters(model)
-    peft_config = None
-    if config.lora:
-        import peft
 
-        targets = config.lora_targets[0] if config.lora_targets == ["all-linear"] else config.lora_targets
-        peft_config = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                                      target_modules=targets, task_type="CAUSAL_LM")
-
-    use_cuda = torch.cuda.is_available()
-    precision = config.precision
-    if precision == "auto":
-        precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "fp32"
     with warnings.catch_warnings():  # TRL's own default turns checkpointing on, so it is always passed
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
         args = trl.SFTConfig(
@@ -203,7 +195,7 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
             include_num_input_tokens_seen="non_padding",
             train_sampling_strategy="group_by_length" if config.group_by_length else "random",
             dataloader_num_workers=0,
-            use_cpu=not use_cuda,
+            use_cpu=not torch.cuda.is_available(),
         )
     if config.loss == "completion":
         dataset = dataset.map(_prompt_completion, remove_columns=["messages"])
@@ -216,7 +208,7 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             tokens = self.state.num_input_tokens_seen
-            logs = {**logs, "tokens": tokens, "flops": 6.0 * parameters * tokens}
+            logs = {**logs, "tokens": tokens, "flops": training_flops(parameters, tokens)}
             super().log(logs, start_time)
             log.write({"step": self.state.global_step, **logs})
 
@@ -228,28 +220,21 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
                               parameters=parameters)
 
     with _tensorboard_dir(output / "tensorboard"):
-        try:
-            trainer = Trainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                              peft_config=peft_config, callbacks=callbacks)
-        except ValueError as error:
-            if type(error).__name__ == "NoMatchingPeftModuleError":
-                raise ConfigError(f"config key 'lora_targets': {config.lora_targets} names no module of "
-                                  f"{config.model!r}") from None
-            if "chat template" not in str(error):
-                raise
-            raise ConfigError(f"the chat template of {config.model!r} cannot mark the assistant's tokens for "
-                              "`loss: assistant`; use `loss: completion`") from None
+        # TRL adds the adapters itself (and prepares the model for them), so it gets the LoRA config.
+        with lora_targets_checked(config):
+            try:
+                trainer = Trainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                                  peft_config=lora_config(config), callbacks=callbacks)
+            except ValueError as error:
+                if "chat template" not in str(error):
+                    raise
+                raise ConfigError(f"the chat template of {config.model!r} cannot mark the assistant's tokens "
+                                  "for `loss: assistant`; use `loss: completion`") from None
         trainer.remove_callback(transformers.ProgressCallback)
         trainer.add_callback(_progress_bar())
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-    # The final model: a plain checkpoint that every later stage loads through the Auto classes.
-    final = output / "final"
-    trained = trainer.model
-    if config.lora:
-        trained = trained.merge_and_unload()
-    trained.save_pretrained(final)
-    processor.save_pretrained(final)
+    final = save_final(trainer.model, processor, output / "final")
     record = write_compute(final, step=trainer.state.global_step, tokens=trainer.state.num_input_tokens_seen,
                            parameters=parameters, base=read_compute(config.model) if Path(config.model).is_dir() else None)
     return SFTResult(output, final, trainer.state.global_step, record["tokens"], record["flops"], log.read())

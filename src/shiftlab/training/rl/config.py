@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shiftlab.training.config import ConfigError, check_ranges
+from shiftlab.training.config import ConfigError, check_lora_ranges, check_ranges
 
 # Bounds that keep one step within reason on any machine: more is a typo, not a plan.
 MAX_NEW_TOKENS = 32_768
@@ -18,7 +18,8 @@ MAX_EPISODES_PER_STEP = 65_536
 
 # Settings a resumed run must share with the run it continues, or its steps would not follow.
 RESUME_KEYS = ("model", "algorithm", "task", "env", "rewards", "prompts_per_step", "group_size", "data_seed",
-               "seed", "max_new_tokens", "temperature", "top_p", "lora", "lora_r", "lora_targets", "value_hidden")
+               "seed", "max_new_tokens", "temperature", "top_p", "lora", "lora_r", "lora_alpha", "lora_dropout",
+               "lora_targets", "value_hidden")
 
 
 @dataclass
@@ -122,16 +123,16 @@ class RLConfig:
             "steps": (1, 10**9), "prompts_per_step": (1, None), "group_size": (1, None),
             "max_new_tokens": (1, MAX_NEW_TOKENS), "rollout_batch_size": (1, MAX_BATCH_SIZE), "epochs": (1, 1000),
             "mini_batches": (1, 65_536), "micro_batch_size": (1, 65_536), "sampling_rounds": (1, 1000),
-            "eval_episodes": (1, 10**6), "save_steps": (1, 10**9), "eval_steps": (0, 10**9), "lora_r": (1, 65_536),
+            "eval_episodes": (1, 10**6), "save_steps": (1, 10**9), "eval_steps": (0, 10**9),
             "learning_rate": (0, 1), "adam_eps": (0, 1), "max_grad_norm": (0, None), "weight_decay": (0, None),
             "warmup_steps": (0, 10**9), "temperature": (0, 100), "eval_temperature": (0, 100), "top_p": (0, 1),
             "clip_low": (0, 1), "clip_high": (0, 1), "ppo_clip": (0, 1), "gamma": (0, 1), "gae_lambda": (0, 1),
             "thought_coef": (0, 1), "dual_clip": (1, None), "kl_coef": (0, None), "value_coef": (0, None),
-            "value_clip": (0, None), "value_hidden": (1, 65_536), "lora_alpha": (0, None), "lora_dropout": (0, 1),
-            "save_total_limit": (1, None),
+            "value_clip": (0, None), "value_hidden": (1, 65_536), "save_total_limit": (1, None),
         }, above=("learning_rate", "adam_eps", "max_grad_norm", "top_p", "clip_low", "clip_high", "ppo_clip",
-                  "dual_clip", "value_clip", "lora_alpha"),
-           below=("clip_low", "clip_high", "ppo_clip", "lora_dropout"))
+                  "dual_clip", "value_clip"),
+           below=("clip_low", "clip_high", "ppo_clip"))
+        check_lora_ranges(self)
         if self.prompts_per_step * self.group_size > MAX_EPISODES_PER_STEP:
             raise ConfigError(f"prompts_per_step x group_size must be at most {MAX_EPISODES_PER_STEP:,} episodes "
                               f"per step, not {self.prompts_per_step * self.group_size:,}")

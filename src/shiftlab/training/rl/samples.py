@@ -31,7 +31,7 @@ FALLBACK_ACTION_TOKENS = 4
 class Sample:
     prompt_ids: torch.Tensor  # [P] long
     response_ids: torch.Tensor  # [R] long
-    extras: dict[str, torch.Tensor]  # image inputs (pixel values ...), first dimension per image
+    extras: dict[str, torch.Tensor]  # the prompt's image inputs (pixel values ...), batched along dim 0
     action_start: int  # response tokens from here on are the action; before it, the reasoning
     reward: float  # the verifier's reward for this turn, after the trainer's reward mode
     group: int  # episodes played from the same seed share a group

@@ -5,8 +5,8 @@ Every step:
    multi-turn episodes (answers, verifier feedback, revisions) that evaluation scores. GRPO plays each
    seed `group_size` times; with dynamic sampling, groups whose rewards are all equal are dropped and
    more are played.
-2. Turn every answered turn into a sample: its prompt (history and feedback included) and the tokens
-   the policy generated. Only those answer tokens are trained on.
+2. Turn every answered turn into a sample: its prompt (history and feedback included) as the policy
+   tokenized it for generation, and the tokens it generated. Only those answer tokens are trained on.
 3. Score the samples without gradients where the update needs it: log-probabilities before the
    update, under the frozen reference model (KL), and the value head's estimates (PPO).
 4. Advantages: group-relative over each group's episode returns (GRPO, Dr. GRPO, RLOO), or GAE over
@@ -32,9 +32,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import peft
 import torch
+from accelerate import Accelerator
+from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_MODEL_NAME, SCHEDULER_NAME
+from accelerate.utils import load as load_pickled
+from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_scheduler
 
+from shiftlab.evaluation import evaluate, scalar_metrics
+from shiftlab.policies.hf import HFPolicy
+from shiftlab.rollout import run_episodes
+from shiftlab.task import check_env_options, get_preset, ood_presets
+from shiftlab.training.common import add_lora, load_model, resolve_precision, save_final
+from shiftlab.training.compute import (
+    flop_parameters,
+    forward_flops,
+    read_compute,
+    training_flops,
+    write_compute,
+)
 from shiftlab.training.config import (
     ConfigError,
     check_checkpoint_weights,
@@ -45,8 +64,14 @@ from shiftlab.training.config import (
 from shiftlab.training.rl import objectives as obj
 from shiftlab.training.rl.config import RESUME_KEYS, RLConfig
 from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs, sort_key
+from shiftlab.training.run_log import JsonlLog
 
 CHECKPOINT_PREFIX = "checkpoint-"
+# A checkpoint is accelerate's state (the models it holds, numbered model.safetensors, model_1...: the policy,
+# then the value head; the optimizer, the schedule, every RNG), the counters in state.json and compute.json.
+# A LoRA policy is saved as its adapters alone, in ADAPTER_FILE, and takes no model number.
+ADAPTER_FILE = "adapter_model.safetensors"
+RNG_FILE = f"{RNG_STATE_NAME}_0.pkl"  # one process
 
 
 def evaluation_dir(output: Path, step: int) -> Path:
@@ -93,15 +118,6 @@ class RLResult:
 
 
 def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-
-    from shiftlab.policies.hf import HFPolicy
-    from shiftlab.rollout import run_episodes
-    from shiftlab.task import check_env_options, get_preset, ood_presets
-    from shiftlab.training.compute import flop_parameters, read_compute, write_compute
-    from shiftlab.training.run_log import JsonlLog
-
     config.validate()
     preset = get_preset(config.task)
     eval_tasks = config.eval_tasks if config.eval_tasks is not None else [
@@ -112,31 +128,26 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         raise ConfigError(f"config key 'env': {error}") from None
     output = output_directory(config.output_dir)
     resume_from = resume_point(config, output, (_checkpoints(output) or [None])[-1], "state.json", RESUME_KEYS)
-    resumed = _read_checkpoint(resume_from) if resume_from is not None else None
+    resumed = _read_checkpoint(config, resume_from) if resume_from is not None else None
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
-    use_cuda = torch.cuda.is_available()
-    precision = config.precision
-    if precision == "auto":
-        precision = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "fp16" and not use_cuda:
-        raise ConfigError("precision: fp16 needs a CUDA GPU; use fp32 or bf16 on a CPU")
-    accelerator = Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision), cpu=not use_cuda)
+    precision = resolve_precision(config.precision)
+    accelerator = Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision),
+                              cpu=not torch.cuda.is_available())
+    if config.lora:
+        accelerator.register_save_state_pre_hook(_save_adapters)
+        accelerator.register_load_state_pre_hook(_load_adapters)
     torch.manual_seed(config.seed)
 
-    # Model, optional LoRA, value head (PPO), frozen reference (KL), optimizer and schedule.
-    model, processor = _load_model(config, resume_from)
+    # Model, optional LoRA, value head (PPO), frozen reference (KL), optimizer and schedule, built as a new
+    # run builds them; a resumed run then reads their state from its checkpoint.
+    model, processor = load_model(config.model)
+    if config.lora:
+        model = add_lora(model, config)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    value_head = None
-    if config.algorithm == "ppo":
-        hidden = _hidden_size(model)
-        value_head = ValueHead(hidden, config.value_hidden)
-        if resume_from is not None:
-            from safetensors.torch import load_file
-
-            value_head.load_state_dict(load_file(str(resume_from / "value_head.safetensors")))
-    reference = _reference_model(config, model)
+    value_head = ValueHead(_hidden_size(model), config.value_hidden) if config.algorithm == "ppo" else None
+    reference = _reference_model(config)
     parameters = [p for p in model.parameters() if p.requires_grad]
     if value_head is not None:
         parameters += list(value_head.parameters())
@@ -149,17 +160,11 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     base_flops = float(base["flops"]) if base and "flops" in base else 0.0
 
     counters = resumed or Counters()
-    if resume_from is not None:
-        try:
-            optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", weights_only=True))
-            scheduler.load_state_dict(torch.load(resume_from / "scheduler.pt", weights_only=True))
-            torch.set_rng_state(torch.load(resume_from / "rng.pt", weights_only=True))
-        except Exception as error:  # noqa: BLE001 - unpickling and shape errors of a damaged file
-            raise ConfigError(f"checkpoint {str(resume_from)!r} has a damaged optimizer, scheduler or RNG state "
-                              f"({type(error).__name__}); delete it to resume from the one before") from None
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if value_head is not None:
         value_head = accelerator.prepare(value_head)
+    if resume_from is not None:
+        _load_checkpoint(accelerator, resume_from)
     device = accelerator.device
     if reference is not None:
         reference.to(device)
@@ -177,8 +182,8 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     writer = _tensorboard(config, output, counters.step)
 
     def flops() -> dict[str, float]:
-        trained = 6.0 * n_params * counters.tokens_trained
-        forward = 2.0 * n_params * (counters.tokens_rollout + counters.tokens_scored)
+        trained = training_flops(n_params, counters.tokens_trained)
+        forward = forward_flops(n_params, counters.tokens_rollout + counters.tokens_scored)
         return {"flops": base_flops + trained + forward, "flops_train": trained, "flops_inference": forward}
 
     def record(entry: dict[str, Any]) -> None:
@@ -190,8 +195,6 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
             writer.flush()
 
     def evaluate_now(step: int) -> dict[str, Any]:
-        from shiftlab.evaluation import evaluate, scalar_metrics
-
         model.eval()
         judge = HFPolicy(unwrapped, processor, max_new_tokens=config.max_new_tokens,
                          temperature=config.eval_temperature, batch_size=config.rollout_batch_size, seed=config.seed)
@@ -252,13 +255,11 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                 for trajectory in group:
                     e += 1
                     for k, turn in enumerate(trajectory.turns):
-                        inputs = policy.prompt_inputs(turn.messages)
-                        extras = {key: v for key, v in inputs.items()
-                                  if key not in ("input_ids", "attention_mask", "token_type_ids")}
                         last = k == len(trajectory.turns) - 1
                         reward = turn.reward if config.rewards == "per_attempt" else float(trajectory.success and last)
-                        samples.append(Sample(inputs["input_ids"][0], torch.tensor(turn.token_ids, dtype=torch.long),
-                                              extras, action_start(policy.tokenizer, turn.token_ids, answer_key), reward,
+                        samples.append(Sample(torch.tensor(turn.prompt_ids, dtype=torch.long),
+                                              torch.tensor(turn.token_ids, dtype=torch.long), dict(turn.prompt_extras),
+                                              action_start(policy.tokenizer, turn.token_ids, answer_key), reward,
                                               g, e, k, last))
 
             # 3. Scoring without gradients.
@@ -350,19 +351,13 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
             if config.eval_steps and eval_tasks and (step % config.eval_steps == 0 or step == config.steps):
                 evaluate_now(step)
             if step % config.save_steps == 0 or step == config.steps:
-                _save_checkpoint(output, config, counters, accelerator.unwrap_model(model), processor, value_head,
-                                 optimizer, scheduler, n_params, flops())
+                _save_checkpoint(output, config, counters, accelerator, n_params, flops())
     finally:  # a failing step leaves the bar closed, so its error starts on a line of its own
         bar.close()
     if writer is not None:
         writer.close()
 
-    final = output / "final"
-    trained = accelerator.unwrap_model(model)
-    if config.lora:
-        trained = trained.merge_and_unload()
-    trained.save_pretrained(final)
-    processor.save_pretrained(final)
+    final = save_final(accelerator.unwrap_model(model), processor, output / "final")
     if value_head is not None:
         _save_value_head(value_head, final)
     totals = flops()
@@ -477,49 +472,16 @@ def _hidden_size(model: Any) -> int:
     return int(text.hidden_size)
 
 
-def _load_model(config: RLConfig, resume_from: Path | None):
-    from shiftlab.models.loading import load_pretrained
-
-    source = config.model
-    if resume_from is not None and not config.lora:
-        source = str(resume_from / "model")
-    try:
-        model, processor = load_pretrained(source, dtype=torch.float32)
-    except ValueError as error:
-        raise ConfigError(str(error).splitlines()[0]) from None
-    if config.lora:
-        import peft
-
-        if resume_from is not None:
-            model = peft.PeftModel.from_pretrained(model, str(resume_from / "model"), is_trainable=True)
-        else:
-            targets = config.lora_targets[0] if config.lora_targets == ["all-linear"] else config.lora_targets
-            try:
-                model = peft.get_peft_model(model, peft.LoraConfig(
-                    r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                    target_modules=targets, task_type="CAUSAL_LM"))
-            except ValueError as error:
-                if type(error).__name__ != "NoMatchingPeftModuleError":
-                    raise
-                raise ConfigError(f"config key 'lora_targets': {config.lora_targets} names no module of "
-                                  f"{config.model!r}") from None
-    return model, processor
-
-
-def _reference_model(config: RLConfig, model: Any):
+def _reference_model(config: RLConfig):
     """The frozen start model, for the KL term; LoRA runs use the base under the adapters instead."""
     if config.kl_coef <= 0 or config.lora:
         return None
-    from shiftlab.models.loading import load_pretrained
-
-    reference, _ = load_pretrained(config.model, dtype=torch.float32)
+    reference, _ = load_model(config.model)
     reference.eval().requires_grad_(False)
     return reference
 
 
 def _scheduler(config: RLConfig, optimizer: Any, total: int):
-    from transformers import get_scheduler
-
     name = config.lr_scheduler
     if name == "constant":
         name = "constant_with_warmup"
@@ -535,28 +497,17 @@ def _tensorboard(config: RLConfig, output: Path, step: int):
 
 
 def _save_value_head(value_head: Any, directory: Path) -> None:
-    from safetensors.torch import save_file
-
     state = {k: v.detach().cpu().contiguous() for k, v in value_head.state_dict().items()}
     save_file(state, str(directory / "value_head.safetensors"))
 
 
-def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, model: Any, processor: Any, value_head: Any,
-                     optimizer: Any, scheduler: Any, n_params: int, flops: dict[str, float]) -> Path:
+def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, accelerator: Any, n_params: int,
+                     flops: dict[str, float]) -> Path:
     """Written under a temporary name and renamed, so a killed run never leaves half a checkpoint."""
-    from shiftlab.training.compute import write_compute
-
     final = output / f"{CHECKPOINT_PREFIX}{counters.step:06d}"
     tmp = output / f"{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp / "model")
-    processor.save_pretrained(tmp / "model")
-    if value_head is not None:
-        _save_value_head(value_head, tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(torch.get_rng_state(), tmp / "rng.pt")
+    accelerator.save_state(str(tmp))
     (tmp / "state.json").write_text(json.dumps({"counters": asdict(counters)}, indent=1), encoding="utf-8")
     write_compute(tmp, step=counters.step, tokens=counters.tokens_trained, parameters=n_params,
                   tokens_rollout=counters.tokens_rollout, flops_total=flops["flops"])
@@ -568,7 +519,7 @@ def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, model: 
     return final
 
 
-def _read_checkpoint(path: Path) -> Counters:
+def _read_checkpoint(config: RLConfig, path: Path) -> Counters:
     """The counters of the checkpoint a run resumes from, after checking it is whole. A checkpoint is
     written under a temporary name and renamed when whole; one that is not was edited or damaged since,
     and is named rather than half-loaded."""
@@ -580,12 +531,56 @@ def _read_checkpoint(path: Path) -> Counters:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise ConfigError(f"checkpoint {str(path)!r} has no readable state.json; delete it to resume from the "
                           "one before, or use a new output_dir") from None
-    missing = [name for name in ("model", "optimizer.pt", "scheduler.pt", "rng.pt") if not (path / name).exists()]
+    missing = [name for name in _checkpoint_files(config) if not (path / name).is_file()]
     if missing:
         raise ConfigError(f"checkpoint {str(path)!r} is incomplete (no {', '.join(missing)}); delete it to resume "
                           "from the one before, or use a new output_dir")
     check_checkpoint_weights(path)
     return counters
+
+
+def _checkpoint_files(config: RLConfig) -> list[str]:
+    """What `Accelerator.save_state` (with the adapter hook) writes for this run's models."""
+    numbered = (0 if config.lora else 1) + (config.algorithm == "ppo")
+    models = [f"{SAFE_MODEL_NAME}{f'_{i}' if i else ''}.safetensors" for i in range(numbered)]
+    return [*([ADAPTER_FILE] if config.lora else []), *models, f"{OPTIMIZER_NAME}.bin", f"{SCHEDULER_NAME}.bin",
+            RNG_FILE]
+
+
+def _load_checkpoint(accelerator: Any, path: Path) -> None:
+    """The models, optimizer, schedule and RNG states of a checkpoint, into the objects `accelerator`
+    prepared. accelerate only logs an RNG state it cannot read, so that file is read here first."""
+    try:
+        if "torch_manual_seed" not in load_pickled(path / RNG_FILE):
+            raise KeyError("torch_manual_seed")
+        accelerator.load_state(str(path))
+    except Exception as error:  # noqa: BLE001 - unpickling, safetensors and shape errors of a damaged file
+        detail = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(f"checkpoint {str(path)!r} has a damaged model, optimizer, scheduler or RNG state "
+                          f"({type(error).__name__}: {detail}); delete it to resume from the one before") from None
+
+
+def _save_adapters(models: list, weights: list, directory: str) -> None:
+    """accelerate's save hook for LoRA runs: the policy's adapters alone, as the base under them is the
+    start model, unchanged; its full weights are taken off accelerate's list."""
+    for index, model in enumerate(models):
+        if isinstance(model, peft.PeftModel):
+            state = {k: v.contiguous() for k, v in peft.get_peft_model_state_dict(model).items()}
+            save_file(state, str(Path(directory) / ADAPTER_FILE))
+            weights.pop(index)
+            return
+
+
+def _load_adapters(models: list, directory: str) -> None:
+    """accelerate's load hook matching `_save_adapters`."""
+    for index, model in enumerate(models):
+        if isinstance(model, peft.PeftModel):
+            state = load_file(str(Path(directory) / ADAPTER_FILE))
+            if state.keys() != peft.get_peft_model_state_dict(model).keys():
+                raise ValueError("the adapters do not match the run's LoRA settings")
+            peft.set_peft_model_state_dict(model, state)
+            models.pop(index)
+            return
 
 
 def _checkpoints(output: Path) -> list[Path]:
