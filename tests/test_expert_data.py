@@ -128,7 +128,7 @@ def test_pretraining_mixture_covers_every_variant():
 
 
 def test_support_rows_are_true_facts():
-    rows = list(support_rows(40, seed=1, images=True))
+    rows = list(support_rows(40, seed=1, images=True, tasks=["general-points", "virl"]))
     assert len(rows) == 40
     for row in rows:
         question, answer = _text(row["messages"][0]), row["messages"][1]["content"]
