@@ -5,8 +5,9 @@ one line below; nothing else in shiftlab changes. Tasks from elsewhere call `reg
 """
 
 from shiftlab.task import register_task
+from shiftlab.tasks.clock import Clock
 from shiftlab.tasks.general_points import GeneralPoints
 from shiftlab.tasks.virl import Virl
 
-for _task in (GeneralPoints(), Virl()):
+for _task in (GeneralPoints(), Virl(), Clock()):
     register_task(_task)
