@@ -8,7 +8,9 @@ import json
 import pytest
 from PIL import Image
 
-from shiftlab.study.report import estimate, summary_lines, write_report
+pytest.importorskip("matplotlib")
+
+from shiftlab.study.report import estimate, summary_lines, write_report  # noqa: E402
 
 ID, OOD = "gp-l", "gp-l/rule-ood"
 

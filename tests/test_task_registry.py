@@ -1,11 +1,15 @@
 """The task registry and the walls around it: a task from outside arrives through `register_task`
 alone and runs through rollout and evaluation with its own metrics; the generic layers name no task,
-info key or environment id; shiftlab's import graph has no cycle."""
+info key or environment id; shiftlab's import graph has no cycle; imports sit at the top of modules
+except for the heavy optional extras, which the CLI never loads."""
 
 from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,3 +183,76 @@ def test_the_import_graph_has_no_cycle_between_modules_or_rooms():
             rooms[room(module)] |= {room(t) for t in targets if room(t) != room(module) and t != "shiftlab"}
     assert _cycle(rooms) is None, " -> ".join(_cycle(rooms))
     assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+
+
+# The heavy optional extras: the `hf` and `train` extras of pyproject.toml and what they bring.
+HEAVY = frozenset({"torch", "transformers", "trl", "peft", "datasets", "accelerate", "matplotlib", "tokenizers",
+                   "safetensors", "tensorboard"})
+# A base dependency kept like them inside the one function that uses it (OpenAIPolicy): importing it takes
+# longer than the rest of the CLI together.
+SLOW = frozenset({"openai"})
+
+
+def test_the_cli_loads_no_heavy_extra():
+    code = ("import shiftlab.cli, sys; shiftlab.cli.build_parser(); "
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(HEAVY | SLOW)!r}))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC.parent), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]", f"`import shiftlab.cli` loads {run.stdout.strip()}"
+
+
+def _split_imports(tree: ast.AST) -> tuple[list[ast.stmt], list[ast.stmt]]:
+    """The imports that run when the module loads, and those inside a function body."""
+    top: list[ast.stmt] = []
+    inner: list[ast.stmt] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                (inner if in_function else top).append(child)
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return top, inner
+
+
+def _targets(node: ast.stmt, path: Path, modules: set[str]) -> list[str]:
+    """The modules an import statement loads: `from package import module` names the module."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:
+        package = _module_name(path).split(".")[: None if path.name == "__init__.py" else -1]
+        base = ".".join([*package[: len(package) - node.level + 1], *([base] if base else [])])
+    return [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+
+
+def test_imports_sit_at_the_top_except_heavy_extras():
+    """An import inside a function loads a heavy extra, or a shiftlab module that imports one at its top
+    (so `import shiftlab` and the CLI stay light and fast), and sits in a module that imports none at its
+    top itself (a heavy module imports everything at its top)."""
+    paths = {_module_name(p): p for p in sorted(SRC.rglob("*.py"))}
+    imports = {m: _split_imports(ast.parse(p.read_text(encoding="utf-8"))) for m, p in paths.items()}
+    top = {m: [t for node in imports[m][0] for t in _targets(node, paths[m], set(paths))] for m in paths}
+    heavy: set[str] = set()
+
+    def is_heavy(target: str) -> bool:  # the target or a package above it, whose __init__ runs first
+        parts = target.split(".")
+        return parts[0] in HEAVY | SLOW or any(".".join(parts[:i]) in heavy for i in range(1, len(parts) + 1))
+
+    while grown := {m for m in paths if m not in heavy and any(map(is_heavy, top[m]))}:
+        heavy |= grown
+    assert {"shiftlab.policies.hf", "shiftlab.training.base_model", "shiftlab.study.pipeline"} <= heavy
+    assert not {"shiftlab", "shiftlab.cli", "shiftlab.training.sft", "shiftlab.study.config"} & heavy
+
+    found = []
+    for module, path in paths.items():
+        for node in imports[module][1]:
+            where = f"{path.relative_to(SRC)}:{node.lineno}"
+            light = [t for t in dict.fromkeys(_targets(node, path, set(paths))) if not is_heavy(t)]
+            if module in heavy:
+                found.append(f"{where}: the module imports heavy extras at its top; import this there too")
+            elif light:
+                found.append(f"{where}: {', '.join(light)} imports no heavy extra; import it at the top")
+    assert not found, "imports inside functions:\n" + "\n".join(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import json
 import logging
 import os
@@ -13,12 +14,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from shiftlab import __version__
 from shiftlab.errors import DependencyError, InputError
-from shiftlab.evaluation import MAX_BATCH_SIZE
+from shiftlab.evaluation import MAX_BATCH_SIZE, evaluate, markdown_table
+from shiftlab.play import message_text, play_episode
+from shiftlab.policies import make_policy
 from shiftlab.rollout import MAX_ANSWER_CHARS
+from shiftlab.study.config import PRESETS, StudyConfig, preset_values
+from shiftlab.task import check_env_options, get_preset, list_presets
+from shiftlab.tasks.general_points.answer import normalize_rank
+from shiftlab.tasks.general_points.cards import rank_value
+from shiftlab.tasks.general_points.verifier import verify
 from shiftlab.tasks.response import MAX_RESPONSE_CHARS
+from shiftlab.tasks.virl.data import DataError, validate_dataset
+from shiftlab.tasks.virl.export import export_procedural
+from shiftlab.tasks.virl.world import CITIES
+from shiftlab.training.config import (
+    add_config_flags,
+    flag_overrides,
+    load_config,
+    output_directory,
+    read_yaml,
+)
+from shiftlab.training.expert_data import Source, build_dataset
+from shiftlab.training.pretrain import PretrainConfig, pretrain
+from shiftlab.training.rl.config import RLConfig
+from shiftlab.training.sft import SFTRunConfig, run_sft
 
 
 class UsageError(InputError):
@@ -64,8 +88,6 @@ def _seconds(text: str) -> float:
 
 
 def _tasks(value: str) -> list:
-    from shiftlab.task import get_preset, list_presets
-
     if value.strip() == "all":
         return list_presets()
     names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
@@ -78,14 +100,10 @@ def _tasks(value: str) -> list:
 
 
 def _output_dir(value: str) -> Path:
-    from shiftlab.training.config import output_directory
-
     return output_directory(value, key="--out")
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from shiftlab.task import list_presets
-
     presets = list_presets()
     width = max(len(p.name) for p in presets)
     for preset in presets:
@@ -94,10 +112,6 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from PIL import Image
-
-    from shiftlab.play import message_text, play_episode
-
     presets = _tasks(args.task)
     out = _output_dir(args.out)
     rng = np.random.default_rng(args.seed)
@@ -134,10 +148,6 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from shiftlab.tasks.general_points.answer import normalize_rank
-    from shiftlab.tasks.general_points.cards import rank_value
-    from shiftlab.tasks.general_points.verifier import verify
-
     cards = [c.strip() for c in args.cards.split(",") if c.strip()]
     ranks = [normalize_rank(c) for c in cards]
     if not ranks or None in ranks:
@@ -151,11 +161,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from shiftlab.evaluation import evaluate
-    from shiftlab.policies import make_policy
-
     presets = _tasks(args.tasks)
     if args.quiet and args.policy.startswith("hf:") and not _missing("transformers"):
         import transformers
@@ -174,17 +179,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = evaluate([p.name for p in presets], policy, args.episodes, _output_dir(args.out), seed=args.seed,
                        batch_size=args.batch_size, progress=progress, max_response_chars=args.max_response_chars,
                        **overrides)
-    from shiftlab.evaluation import markdown_table
-
     print(markdown_table(results), end="")
     print(f"results: {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.md'}")
     return 0
 
 
 def cmd_virl_export(args: argparse.Namespace) -> int:
-    from shiftlab.tasks.virl.export import export_procedural
-    from shiftlab.tasks.virl.world import CITIES
-
     if args.city not in CITIES:
         raise UsageError(f"unknown city {args.city!r}; known cities: {', '.join(CITIES)}")
     try:
@@ -197,8 +197,6 @@ def cmd_virl_export(args: argparse.Namespace) -> int:
 
 
 def cmd_virl_check(args: argparse.Namespace) -> int:
-    from shiftlab.tasks.virl.data import DataError, validate_dataset
-
     try:
         validate_dataset(args.data_dir)
     except DataError as error:
@@ -216,15 +214,11 @@ def _training_imports(command: str):
 
 
 def _missing(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is None
 
 
 def _config(cls, args: argparse.Namespace, defaults: dict | None = None):
     """Settings from a preset's values, the YAML file and the flags; a ConfigError is an InputError (exit 2)."""
-    from shiftlab.training.config import flag_overrides, load_config
-
     return load_config(cls, getattr(args, "config", None), flag_overrides(args, cls), defaults)
 
 
@@ -242,9 +236,6 @@ def cmd_build_model(args: argparse.Namespace) -> int:
 
 def cmd_sft_data(args: argparse.Namespace) -> int:
     _training_imports("sft-data")
-    from shiftlab.task import check_env_options
-    from shiftlab.training.expert_data import Source, build_dataset
-
     env = {}
     for item in args.env or []:
         key, sep, value = item.partition("=")
@@ -274,8 +265,6 @@ def _literal(text: str):
 
 def cmd_sft(args: argparse.Namespace) -> int:
     _training_imports("sft")
-    from shiftlab.training.sft import SFTRunConfig, run_sft
-
     result = run_sft(_config(SFTRunConfig, args))
     print(f"trained {result.steps} steps on {result.tokens:,} tokens ({result.flops:.3g} FLOPs); "
           f"model in {result.final_model}")
@@ -284,8 +273,6 @@ def cmd_sft(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     _training_imports("pretrain")
-    from shiftlab.training.pretrain import PretrainConfig, pretrain
-
     result = pretrain(_config(PretrainConfig, args))
     print(f"pretrained {result.steps} steps on {result.tokens:,} tokens ({result.flops:.3g} FLOPs); "
           f"base model in {result.final_model}")
@@ -294,7 +281,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_rl(args: argparse.Namespace) -> int:
     _training_imports("rl")
-    from shiftlab.training.rl.config import RLConfig
     from shiftlab.training.rl.trainer import run_rl
 
     result = run_rl(_config(RLConfig, args))
@@ -309,16 +295,12 @@ def _study_preset(args: argparse.Namespace) -> str | None:
     """--preset, or else a known preset named by the config file's `preset` key (which means the same)."""
     if args.preset is not None or args.config is None:
         return args.preset
-    from shiftlab.study.config import PRESETS
-    from shiftlab.training.config import read_yaml
-
     named = read_yaml(Path(args.config)).get("preset")
     return named if isinstance(named, str) and named in PRESETS else None
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     _training_imports("study")
-    from shiftlab.study.config import StudyConfig, preset_values
     from shiftlab.study.pipeline import run_study
 
     preset = _study_preset(args)
@@ -329,8 +311,6 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def _config_command(commands: Any, name: str, cls: type, run: Any, help: str, description: str):
     """A command whose settings are the fields of `cls`: from --config FILE.yaml, overridden by flags."""
-    from shiftlab.training.config import add_config_flags
-
     command = commands.add_parser(name, help=help, description=description)
     command.add_argument("--config", help="YAML file whose keys are the flags below (with underscores)")
     add_config_flags(command, cls)
@@ -458,9 +438,6 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", required=True, help="dataset directory")
     data.set_defaults(run=cmd_sft_data)
 
-    from shiftlab.training.pretrain import PretrainConfig
-    from shiftlab.training.sft import SFTRunConfig
-
     _config_command(
         commands, "sft", SFTRunConfig, cmd_sft,
         help="supervised fine-tuning with TRL (text or VLM, optional LoRA, resumable)",
@@ -476,8 +453,6 @@ def build_parser() -> argparse.ArgumentParser:
         "The base model lands in OUTPUT_DIR/final.",
     )
 
-    from shiftlab.training.rl.config import RLConfig
-
     _config_command(
         commands, "rl", RLConfig, cmd_rl,
         help="RL with verifier rewards on multi-turn episodes (GRPO family or the paper's PPO; resumable)",
@@ -486,8 +461,6 @@ def build_parser() -> argparse.ArgumentParser:
         "from --config FILE.yaml and are overridden by flags; rerunning with the same output directory resumes "
         "from its last checkpoint. Logs: OUTPUT_DIR/log.jsonl and TensorBoard; evaluations: OUTPUT_DIR/eval.",
     )
-
-    from shiftlab.study.config import PRESETS, StudyConfig
 
     study = _config_command(
         commands, "study", StudyConfig, cmd_study,

@@ -8,6 +8,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
+import transformers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<image>")
 # Each turn is "ROLE: CONTENT</s>"; image parts become the <image> token, which a LLaVA-style processor
 # expands to one token per image patch. The generation markers cover the assistant's content and its
@@ -54,8 +58,6 @@ def _check_size(size: str) -> None:
 
 
 def _byte_level_backend(model):
-    from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
-
     backend = Tokenizer(model)
     backend.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(_ROLE_HEADER), behavior="isolated"),
@@ -66,8 +68,6 @@ def _byte_level_backend(model):
 
 
 def _wrap(backend):
-    import transformers
-
     tokenizer = transformers.PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
         additional_special_tokens=["<image>"], clean_up_tokenization_spaces=False,
@@ -79,8 +79,6 @@ def _wrap(backend):
 
 def byte_tokenizer():
     """A byte-level tokenizer without merges: every string is encodable and nothing is trained."""
-    from tokenizers import models, pre_tokenizers
-
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *sorted(alphabet)])}
     return _wrap(_byte_level_backend(models.BPE(vocab=vocab, merges=[])))
@@ -91,8 +89,6 @@ def build_tokenizer(corpus: list[str] | None = None, vocab_size: int = 2048):
     is in the vocabulary, so text the corpus never showed still encodes (as bytes) and decodes back."""
     if corpus is None:
         return byte_tokenizer()
-    from tokenizers import models, pre_tokenizers, trainers
-
     backend = _byte_level_backend(models.BPE())
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, min_frequency=2, special_tokens=list(SPECIAL_TOKENS),
@@ -103,8 +99,6 @@ def build_tokenizer(corpus: list[str] | None = None, vocab_size: int = 2048):
 
 
 def llama_config(tokenizer, size: str = "tiny"):
-    import transformers
-
     _check_size(size)
     return transformers.LlamaConfig(
         vocab_size=len(tokenizer), max_position_embeddings=MAX_POSITIONS, pad_token_id=tokenizer.pad_token_id,
@@ -114,16 +108,12 @@ def llama_config(tokenizer, size: str = "tiny"):
 
 def _init(model_class, config, seed: int):
     """A model initialised from `seed` alone, leaving the caller's global RNG as it was."""
-    import torch
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return model_class(config)
 
 
 def _generation_config(tokenizer):
-    import transformers
-
     return transformers.GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -132,8 +122,6 @@ def _generation_config(tokenizer):
 
 def init_causal_lm(tokenizer: Any, size: str = "tiny", seed: int = 0):
     """A Llama-style LM for `tokenizer`, randomly initialised from `seed`, in memory."""
-    import transformers
-
     model = _init(transformers.LlamaForCausalLM, llama_config(tokenizer, size), seed)
     model.generation_config = _generation_config(tokenizer)
     return model
@@ -152,8 +140,6 @@ def build_causal_lm(path: str | Path, size: str = "tiny", seed: int = 0, tokeniz
 def square_image_processor(size: str = "tiny"):
     """Images squashed to the tower's square input, not centre-cropped: a crop would cut off the
     outer cards of a table or the edges of the street-view grid."""
-    import transformers
-
     _check_size(size)
     side = VISION_SIZES[size]["image_size"]
     square = {"height": side, "width": side}
@@ -163,8 +149,6 @@ def square_image_processor(size: str = "tiny"):
 def init_vlm(tokenizer: Any, size: str = "tiny", seed: int = 0):
     """A LLaVA-style VLM (CLIP vision tower, MLP projector, the Llama LM of `init_causal_lm`) randomly
     initialised from `seed`, and its processor, in memory."""
-    import transformers
-
     _check_size(size)
     vision = VISION_SIZES[size]
     config = transformers.LlavaConfig(

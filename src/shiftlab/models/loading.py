@@ -9,6 +9,8 @@ import warnings
 from typing import Any
 
 import torch
+import transformers
+from packaging.version import Version
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -69,9 +71,6 @@ def _fault(error: BaseException) -> str:
 
 def dtype_kwarg() -> str:
     """transformers renamed `torch_dtype` to `dtype` in 4.56; use whichever this version takes."""
-    import transformers
-    from packaging.version import Version
-
     return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shiftlab.policies.api import OpenAIPolicy
 from shiftlab.policies.base import Policy, Request, Response
 from shiftlab.policies.oracle import ExpertPolicy, RandomPolicy
 
@@ -19,8 +20,6 @@ def make_policy(spec: str, *, max_tokens: int | None = None, timeout: float | No
     """
     kind, _, arg = spec.partition(":")
     if kind == "openai" and arg:
-        from shiftlab.policies.api import OpenAIPolicy
-
         model, _, base_url = arg.partition("@")
         if model:
             options = {"max_tokens": max_tokens, "timeout": timeout, "max_retries": max_retries}

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from shiftlab.errors import DependencyError
 from shiftlab.messages import Message
@@ -27,8 +28,6 @@ class PolicyError(DependencyError):
 
 
 def image_data_url(image: np.ndarray) -> str:
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -67,6 +66,8 @@ class OpenAIPolicy:
         timeout: float = 60.0,
         max_retries: int = 3,
     ):
+        # A base dependency, imported here all the same: it takes longer to import than the rest of the
+        # CLI together, and only this policy uses it.
         import openai
 
         if concurrency < 1:

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel
 
 from shiftlab.errors import InputError
-from shiftlab.messages import Message
+from shiftlab.messages import Message, text_of
 from shiftlab.models.loading import load_pretrained, old_cache_name
 from shiftlab.policies.base import Request, Response
 
@@ -89,10 +89,6 @@ class HFPolicy:
         """Start the sampling streams afresh from `seed` (an RL trainer reseeds at every step)."""
         self.seed = int(seed)
         self._seen: dict[bytes, int] = {}
-        # Tokens through the model since the last reseed (prompts without padding, answers), for
-        # compute accounting.
-        self.prompt_tokens = 0
-        self.answer_tokens = 0
 
     def prompt_inputs(self, messages: Sequence[Message]) -> dict[str, Any]:
         """One conversation as the model's inputs (token ids, and pixel values when it has images), as
@@ -152,13 +148,11 @@ class HFPolicy:
                 output.sequences, output.scores, normalize_logits=True
             )
         new_tokens = output.sequences[:, inputs["input_ids"].shape[1] :]
-        self.prompt_tokens += int(inputs["attention_mask"].sum())
         responses = []
         rows = zip(new_tokens.tolist(), logprobs.float().cpu().tolist(), prompt_ids, extras, strict=True)
         for ids, lps, prompt, images_in in rows:
             end = next((i + 1 for i, t in enumerate(ids) if t in self._eos_ids), len(ids))
             ids, lps = ids[:end], lps[:end]
-            self.answer_tokens += len(ids)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             responses.append(Response(text, tuple(ids), tuple(lps), prompt, images_in))
         return responses
@@ -170,8 +164,6 @@ class HFPolicy:
         index = [distinct.setdefault(text, len(distinct)) for text in texts]
         if len(distinct) == len(texts) or inputs["input_ids"].shape[1] < 2:
             return None
-        from transformers import DynamicCache
-
         rows = [texts.index(text) for text in distinct]
         ids, mask = inputs["input_ids"][rows, :-1], inputs["attention_mask"][rows, :-1]
         cache = DynamicCache(config=self.model.config)
@@ -207,7 +199,7 @@ class HFPolicy:
                 if images:
                     raise InputError(f"{self.name} is a text-only model and cannot read the images of this task; "
                                      "use a vision-language model or a text task")
-                out.append({"role": message["role"], "content": "".join(p["text"] for p in parts)})
+                out.append({"role": message["role"], "content": text_of(content)})
             else:
                 out.append({"role": message["role"], "content": parts})
         return out, images

@@ -17,7 +17,11 @@ from typing import Any, Literal
 import yaml
 
 from shiftlab.task import check_env_options, list_presets, ood_presets, report_metrics
-from shiftlab.training.config import ConfigError
+from shiftlab.training.config import ConfigError, check_ranges, load_config
+from shiftlab.training.expert_data import MAX_EPISODES
+from shiftlab.training.pretrain import PretrainConfig
+from shiftlab.training.rl.config import RLConfig
+from shiftlab.training.sft import SFTRunConfig
 
 
 @dataclass
@@ -53,25 +57,17 @@ class StudyConfig:
             check_env_options([self.task, *(self.eval_tasks or [p.name for p in ood_presets(self.task)])], self.env)
         except ValueError as error:
             raise ConfigError(f"config key 'env': {error}") from None
-        from shiftlab.training.config import check_ranges, load_config
-        from shiftlab.training.expert_data import MAX_EPISODES
-
         check_ranges(self, {"eval_episodes": (1, 10**6), "init_episodes": (1, MAX_EPISODES),
                             "sft_episodes": (1, MAX_EPISODES), "checkpoints": (1, 100)})
         if self.metric not in report_metrics():
             raise ConfigError(f"config key 'metric' must be one of {', '.join(report_metrics())}, not {self.metric!r}")
         if self.pretrain is not None:
-            from shiftlab.training.pretrain import PretrainConfig
-
             if "output_dir" in self.pretrain:
                 raise ConfigError("config key pretrain.output_dir is set by the study itself")
             try:
                 load_config(PretrainConfig, overrides={"output_dir": "pretrain", **self.pretrain})
             except ConfigError as error:
                 raise ConfigError(f"in `pretrain`: {error}") from None
-        from shiftlab.training.rl.config import RLConfig
-        from shiftlab.training.sft import SFTRunConfig
-
         owned = {"model", "output_dir", "data", "tasks", "task", "env", "eval_tasks", "eval_episodes",
                  "eval_steps", "eval_at_start", "episodes", "data_seed"}
         if {"max_steps", "save_steps"} & set(self.sft):

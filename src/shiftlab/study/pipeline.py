@@ -16,14 +16,28 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
+from shiftlab.evaluation import evaluate
+from shiftlab.policies.hf import HFPolicy
 from shiftlab.provenance import machine, versions
 from shiftlab.study.config import PAPER_PRESETS, StudyConfig
-from shiftlab.training.config import ConfigError, check_same_run, output_directory, to_yaml
+from shiftlab.study.report import summary_lines, write_report
+from shiftlab.task import get_preset, ood_presets
+from shiftlab.training.base_model import build_base_model
+from shiftlab.training.compute import read_compute
+from shiftlab.training.config import ConfigError, check_same_run, load_config, output_directory, to_yaml
+from shiftlab.training.pretrain import PretrainConfig, pretrain
+from shiftlab.training.rl.config import RLConfig
+from shiftlab.training.rl.trainer import evaluation_dir, run_rl
+from shiftlab.training.sft import SFTRunConfig, run_sft
 
 # Env seeds of episode k in each stage: disjoint ranges, so no evaluation episode is a training episode.
 # Evaluation uses seeds 0.. like `shiftlab eval`, so the study's numbers compare with a plain evaluation.
@@ -64,8 +78,6 @@ def _read_stage(path: Path, fields: dict[str, type | tuple[type, ...]]) -> dict[
 
 def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) every stage; returns the report's paths and the results."""
-    from shiftlab.task import get_preset, ood_presets
-
     config.validate()
     if config.model is None and config.preset in PAPER_PRESETS:
         raise ConfigError(f"preset {config.preset!r} reproduces the paper on a real checkpoint: give --model")
@@ -96,9 +108,6 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
         return result
 
     def evaluate_model(model: str, out: Path) -> dict[str, Any]:
-        from shiftlab.evaluation import evaluate
-        from shiftlab.policies.hf import HFPolicy
-
         policy = HFPolicy(model, max_new_tokens=int(config.rl.get("max_new_tokens", 128)), temperature=0.0,
                           batch_size=int(config.rl.get("rollout_batch_size", 64)), seed=config.seed)
         return evaluate(eval_tasks, policy, config.eval_episodes, out, seed=EVAL_SEED, progress=_progress,
@@ -140,8 +149,6 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
     }
     if "eval-base" in state:
         results["base"] = {"eval": state["eval-base"]["eval"]}
-    from shiftlab.study.report import summary_lines, write_report
-
     paths = write_report(results, output / "report")
     for line in summary_lines(results):
         log(f"  {line}")
@@ -154,17 +161,10 @@ def _base_model(config: StudyConfig, output: Path) -> dict[str, Any]:
     if config.model is not None:
         return {"model": config.model, "flops": 0.0, "started": started}
     if config.pretrain is not None:
-        from shiftlab.training.config import load_config
-        from shiftlab.training.pretrain import PretrainConfig, pretrain
-
         settings = {"kind": config.build_kind, "size": config.build_size, "seed": config.seed, **config.pretrain,
                     "output_dir": str(output / "pretrain")}
         result = pretrain(load_config(PretrainConfig, overrides=settings), report_to=["none"])
         return {"model": str(result.final_model), "flops": result.flops, "started": started}
-    import shutil
-
-    from shiftlab.training.base_model import build_base_model
-
     # The stage had not finished (or its record was damaged): what a build left there is made again,
     # identically, from the seed.
     shutil.rmtree(output / "base", ignore_errors=True)
@@ -176,16 +176,11 @@ def _sft_run(config: StudyConfig, out: Path, model: str, episodes: int, data_see
              settings: dict[str, Any], count_start: bool) -> dict[str, Any]:
     """An SFT run on ID expert data. Compute counts from the SFT initialization on (pretraining, as in
     the paper, is not post-training compute), so the branch adds the init's compute (`count_start`)."""
-    from shiftlab.training.config import load_config
-    from shiftlab.training.sft import SFTRunConfig, run_sft
-
     values = {"save_steps": 1000, "report_to": ["tensorboard"], "seed": config.seed, **settings,
               "model": model, "output_dir": str(out), "tasks": [config.task], "env": config.env, "episodes": episodes,
               "data_seed": data_seed}
     result = run_sft(load_config(SFTRunConfig, overrides=values))
     checkpoints = []
-    from shiftlab.training.compute import read_compute
-
     start = float((read_compute(model) or {}).get("flops", 0.0)) if count_start else 0.0
     for path in sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])):
         record = read_compute(path)
@@ -197,10 +192,6 @@ def _sft_run(config: StudyConfig, out: Path, model: str, episodes: int, data_see
 
 
 def _rl_run(config: StudyConfig, out: Path, model: str, eval_tasks: list[str]) -> dict[str, Any]:
-    from shiftlab.training.config import load_config
-    from shiftlab.training.rl.config import RLConfig
-    from shiftlab.training.rl.trainer import evaluation_dir, run_rl
-
     steps = int(config.rl.get("steps", RLConfig.steps))
     values = {"seed": config.seed, **config.rl, "model": model, "output_dir": str(out), "task": config.task,
               "env": config.env, "data_seed": RL_DATA_SEED + config.seed,
@@ -235,8 +226,6 @@ def _matched_sft_steps(config: StudyConfig, output: Path, init: dict[str, Any], 
 
 
 def _as_dict(config: StudyConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return asdict(config)
 
 
@@ -253,6 +242,4 @@ def _now() -> str:
 
 
 def _progress(task: str, total: int, done):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=len(done), desc=f"eval {task}", unit="episode", dynamic_ncols=True)

@@ -23,6 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
+
 BRANCH_LABELS = {"sft": "SFT", "rl": "RL"}
 BRANCH_STYLES = {"sft": {"color": "#1f77b4", "marker": "s", "linestyle": "--"},  # distinct where lines overlap
                  "rl": {"color": "#d62728", "marker": "o", "linestyle": "-"}}
@@ -280,8 +284,6 @@ def _plain_log_ticks(ax: Any) -> None:
     """Plain-number tick labels on the log x axis (mathtext labels are slow to lay out and no clearer).
 
     Over less than two decades some minor ticks (2x, 5x; also 3x within one decade) are labelled too."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
     low, high = ax.get_xlim()
     decades = math.log10(high / low) if low > 0 else math.inf
@@ -305,9 +307,6 @@ def _figure(results: dict[str, Any], task: str, index: int) -> Any:
     """One figure: metric vs training compute in GFLOPs (a log axis when it spans a decade), a line per
     branch starting at the SFT init."""
     # The object-oriented Figure renders through Agg without pyplot: no global backend switch, nothing to close.
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import PercentFormatter
-
     metric = _metric(results)
     rate = _is_rate(metric)
     scale = 100.0 if rate else 1.0
@@ -338,8 +337,6 @@ def _figure(results: dict[str, Any], task: str, index: int) -> Any:
         ax.set_xscale("log")
         _plain_log_ticks(ax)
     else:  # within a decade a log axis may hold no labelled tick at all
-        from matplotlib.ticker import FuncFormatter, MaxNLocator
-
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
     ax.set_xlabel("training compute (GFLOPs)")
@@ -377,10 +374,6 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _config_text(config: Any) -> tuple[str, str]:
-    try:
-        import yaml
-    except ImportError:
-        return "json", json.dumps(config, indent=2, default=str)
     return "yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True).rstrip()
 
 

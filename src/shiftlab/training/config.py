@@ -11,6 +11,7 @@ a float is finite (a NaN learning rate trains a NaN model without a word), and a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -19,6 +20,8 @@ import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from shiftlab.errors import InputError
 
@@ -165,8 +168,6 @@ def output_directory(path: str | Path, key: str = "output_dir") -> Path:
 def check_same_run(config: Any, output: Path, keys: Iterable[str]) -> None:
     """A run resumed in `output` must keep the settings that shape it: refuse a change to any of `keys`
     against the `config.yaml` saved there."""
-    import yaml
-
     saved_path = Path(output) / "config.yaml"
     if not saved_path.is_file():
         return
@@ -185,8 +186,6 @@ def check_same_run(config: Any, output: Path, keys: Iterable[str]) -> None:
 
 
 def to_yaml(config: Any) -> str:
-    import yaml
-
     return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
 
 
@@ -195,8 +194,6 @@ MAX_CONFIG_BYTES = 10_000_000
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A config file's mapping; every way it can be unusable is one ConfigError."""
-    import yaml
-
     if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     if not path.is_file():
@@ -283,10 +280,6 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
         return [_coerce(key, item, item_kind) for item in items]
     if base is dict:
         if isinstance(value, str):  # a flag: `--env '{city: paris}'`
-            import contextlib
-
-            import yaml
-
             with contextlib.suppress(yaml.YAMLError, RecursionError):
                 value = yaml.safe_load(value)
         if not isinstance(value, dict):

@@ -20,7 +20,9 @@ from typing import Any, Literal
 import numpy as np
 
 from shiftlab.task import SUPPORT, Task, get_task, list_tasks
-from shiftlab.training.expert_data import Source
+from shiftlab.training.config import ConfigError, check_ranges, load_config, output_directory
+from shiftlab.training.expert_data import MAX_EPISODES, Source, build_dataset
+from shiftlab.training.sft import SFTRunConfig, run_sft
 
 
 def _tasks(names: Sequence[str] | None) -> list[Task]:
@@ -77,9 +79,6 @@ class PretrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        from shiftlab.training.config import ConfigError, check_ranges
-        from shiftlab.training.expert_data import MAX_EPISODES
-
         check_ranges(self, {"episodes": (0, MAX_EPISODES), "support": (0, 1_000_000), "epochs": (0, 1e6),
                             "batch_size": (1, 65_536), "learning_rate": (0, 1), "max_steps": (-1, 10**9)},
                      above=("epochs", "learning_rate"))
@@ -89,10 +88,8 @@ class PretrainConfig:
 
 def pretrain(config: PretrainConfig, **sft_overrides: Any):
     """Build the model, build the mixture, train; returns the SFT result (its final model is the base)."""
+    # Imports torch and transformers, which the CLI must not need to read PretrainConfig.
     from shiftlab.training.base_model import build_base_model
-    from shiftlab.training.config import load_config, output_directory
-    from shiftlab.training.expert_data import build_dataset
-    from shiftlab.training.sft import SFTRunConfig, run_sft
 
     output = output_directory(config.output_dir)
     initial = output / "initial"

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from shiftlab.task import check_env_options, list_presets
+from shiftlab.training.compute import flop_parameters, read_compute, training_flops, write_compute
 from shiftlab.training.config import (
     ConfigError,
     check_checkpoint_weights,
@@ -29,6 +31,8 @@ from shiftlab.training.config import (
     resume_point,
     to_yaml,
 )
+from shiftlab.training.expert_data import MAX_EPISODES, MAX_REVISIONS, Source, build_dataset
+from shiftlab.training.run_log import JsonlLog
 
 RESUME_KEYS = ("model", "data", "tasks", "env", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
                "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
@@ -80,8 +84,6 @@ class SFTRunConfig:
         if (self.data is None) == (not self.tasks):
             raise ConfigError("give either `data` (a dataset directory) or `tasks` (presets to make expert data from)")
         if self.tasks:
-            from shiftlab.task import check_env_options, list_presets
-
             known = {p.name for p in list_presets()}
             for task in self.tasks:
                 if task not in known:
@@ -93,8 +95,6 @@ class SFTRunConfig:
                     raise ConfigError(f"config key 'env': {error}") from None
         elif self.env:
             raise ConfigError("config key 'env' applies to expert data made from `tasks`, not to saved `data`")
-        from shiftlab.training.expert_data import MAX_EPISODES, MAX_REVISIONS
-
         # [low, high]; the keys in `above` exclude their low end, those in `below` their high end.
         check_ranges(self, {"episodes": (1, MAX_EPISODES), "revisions": (0, MAX_REVISIONS), "epochs": (0, 1e6),
                             "max_steps": (-1, 10**9), "batch_size": (1, 65_536), "grad_accum": (1, 65_536),
@@ -127,6 +127,7 @@ class SFTResult:
 
 
 def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
+    # The training stack is imported here, not above: the CLI builds its parser from SFTRunConfig without it.
     import torch
     import transformers
     import trl
@@ -140,8 +141,6 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
         resolve_precision,
         save_final,
     )
-    from shiftlab.training.compute import flop_parameters, read_compute, training_flops, write_compute
-    from shiftlab.training.run_log import JsonlLog
 
     output = output_directory(config.output_dir)
     last = get_last_checkpoint(str(output)) if output.is_dir() else None
@@ -285,8 +284,6 @@ def _training_data(config: SFTRunConfig, output: Path):
         if (saved / "dataset_info.json").is_file():
             dataset = datasets.load_from_disk(str(saved))
         else:
-            from shiftlab.training.expert_data import Source, build_dataset
-
             sources = [Source(task, config.episodes, config.env, config.revisions) for task in config.tasks]
             dataset = build_dataset(sources, seed=config.data_seed)
             tmp = output / "data.tmp"

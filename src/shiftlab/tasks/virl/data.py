@@ -32,6 +32,11 @@ from shiftlab.tasks.virl.geo import EARTH_RADIUS_M, haversine
 from shiftlab.tasks.virl.milestones import MilestoneFormatError, parse_milestone_info
 from shiftlab.tasks.virl.panorama import perspective_from_equirect, rotate_equirect
 
+try:
+    from numpy._core.multiarray import scalar as _numpy_scalar
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import scalar as _numpy_scalar
+
 ROUTES_FILE = "route_infos.json"
 MAPPING_FILE = "gps_pano_mapping.pkl"
 VIEWS_DIR = "street_views"
@@ -189,11 +194,7 @@ class _MappingUnpickler(pickle.Unpickler):
         if (module, name) not in _PICKLE_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
         if name == "scalar":
-            try:
-                from numpy._core.multiarray import scalar
-            except ImportError:  # numpy < 2
-                from numpy.core.multiarray import scalar
-            return scalar
+            return _numpy_scalar
         return OrderedDict if name == "OrderedDict" else np.dtype
 
 

@@ -33,6 +33,7 @@ from shiftlab.tasks.virl.rail import (
 from shiftlab.tasks.virl.scene import GRID_GUTTER
 from shiftlab.tasks.virl.sources import ProceduralSource, ReleasedSource, RouteSource
 from shiftlab.tasks.virl.verifier import RewardTable, verify
+from shiftlab.tasks.virl.world import CITIES
 
 OBSERVATIONS = ("text", "image")
 ROUTE_ORDERS = ("random", "sequential")
@@ -137,8 +138,6 @@ class VirlEnv(gym.Env):
         if data_dir is not None:
             self.source: RouteSource = ReleasedSource(data_dir)
         else:
-            from shiftlab.tasks.virl.world import CITIES
-
             cities = tuple(CITIES) if city == ALL_CITIES else (city,)
             self.source = ProceduralSource(cities, split, routes_per_city, route_lengths)
 

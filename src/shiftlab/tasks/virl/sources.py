@@ -12,8 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from shiftlab.tasks.virl.data import PanoramaStore, load_routes
 from shiftlab.tasks.virl.geo import LatLng, to_xy
+from shiftlab.tasks.virl.render import render_grid
+from shiftlab.tasks.virl.routes import route_record
 from shiftlab.tasks.virl.scene import assemble_grid, view_headings
+from shiftlab.tasks.virl.world import CITIES, build_world
 
 SPLITS = ("train", "test", "ood")
 # Disjoint districts of every city: training routes, held-out in-distribution evaluation, and the
@@ -44,9 +48,6 @@ class RouteSource:
 
 @lru_cache(maxsize=4096)
 def _procedural_record(city: str, district: int, index: int, lengths: str) -> dict:
-    from shiftlab.tasks.virl.routes import route_record
-    from shiftlab.tasks.virl.world import build_world
-
     return route_record(build_world(city, district), index, lengths)
 
 
@@ -54,8 +55,6 @@ class ProceduralSource(RouteSource):
     """Routes of procedural cities: `routes_per_city` routes of each city, city after city."""
 
     def __init__(self, cities: Sequence[str], split: str, routes_per_city: int, lengths: str):
-        from shiftlab.tasks.virl.world import CITIES
-
         unknown = [c for c in cities if c not in CITIES]
         if unknown:
             raise ValueError(f"unknown city {unknown[0]!r}; known cities: {', '.join(CITIES)}")
@@ -79,8 +78,6 @@ class ProceduralSource(RouteSource):
         return self.cities[index // self.routes_per_city], index % self.routes_per_city
 
     def _world(self, index: int):
-        from shiftlab.tasks.virl.world import build_world
-
         return build_world(self._locate(index)[0], self.district)
 
     def record(self, index: int) -> dict:
@@ -95,8 +92,6 @@ class ProceduralSource(RouteSource):
         return None if hit is None else hit[0]
 
     def grid(self, index: int, point: LatLng, heading: float, size: int, layout: str) -> np.ndarray:
-        from shiftlab.tasks.virl.render import render_grid
-
         world = self._world(index)
         x, y = to_xy(world.anchor, point)
         return render_grid(world.scene, x, y, heading, size=size, layout=layout)
@@ -109,8 +104,6 @@ class ReleasedSource(RouteSource):
     """
 
     def __init__(self, data_dir: str | Path):
-        from shiftlab.tasks.virl.data import PanoramaStore, load_routes
-
         self.data_dir = Path(data_dir)
         self.routes = load_routes(self.data_dir)
         self.store = PanoramaStore(self.data_dir, mapping_radius_m=MAPPING_RADIUS_M)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from shiftlab.evaluation import MAX_BATCH_SIZE
+from shiftlab.task import list_presets
 from shiftlab.training.config import ConfigError, check_lora_ranges, check_ranges
 
 # Bounds that keep one step within reason on any machine: more is a typo, not a plan.
@@ -110,14 +112,10 @@ class RLConfig:
     resume: str = field(default="auto", metadata={"help": "auto (the last checkpoint, if any), never, or a path"})
 
     def validate(self) -> None:
-        from shiftlab.task import list_presets
-
         known = {p.name for p in list_presets()}
         for task in [self.task, *(self.eval_tasks or [])]:
             if task not in known:
                 raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(sorted(known))}")
-        from shiftlab.evaluation import MAX_BATCH_SIZE
-
         # [low, high]; the keys in `above` exclude their low end.
         check_ranges(self, {
             "steps": (1, 10**9), "prompts_per_step": (1, None), "group_size": (1, None),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from shiftlab.models.loading import old_cache_name
 
@@ -168,8 +169,6 @@ def _collate_shared(samples: Sequence[Sample], prompts: list[tuple[int, ...]], i
 def _shared_logits(model: Any, batch: Batch, hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logits predicting each answer token ([B, R, V]) when rows share prompts: one pass over the
     distinct prompts, their cache copied to the rows, then one pass over the answers."""
-    from transformers import DynamicCache
-
     shared = batch.shared
     cache = DynamicCache(config=model.config)
     with old_cache_name():

@@ -39,6 +39,7 @@ from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_MODEL_NAME, SC
 from accelerate.utils import load as load_pickled
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -230,7 +231,9 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                 with accelerator.autocast():
                     trajectories = run_episodes(preset, policy, indices, seed=config.data_seed,
                                                 batch_size=config.rollout_batch_size, evaluation=False, **config.env)
-                policy_tokens += policy.prompt_tokens + policy.answer_tokens
+                # Every token through the model in the rollout, dropped groups included: each turn's
+                # prompt (as the policy encoded it) and answer.
+                policy_tokens += sum(len(t.prompt_ids) + len(t.token_ids) for tr in trajectories for t in tr.turns)
                 by_seed: dict[int, list[Any]] = defaultdict(list)
                 for trajectory in trajectories:
                     by_seed[trajectory.episode].append(trajectory)
@@ -491,8 +494,6 @@ def _scheduler(config: RLConfig, optimizer: Any, total: int):
 def _tensorboard(config: RLConfig, output: Path, step: int):
     if "tensorboard" not in config.report_to:
         return None
-    from torch.utils.tensorboard import SummaryWriter
-
     return SummaryWriter(str(output / "tensorboard"), purge_step=step + 1 if step else None)
 
 
