@@ -121,16 +121,29 @@ class Task:
     # Options that make an environment cheap for text-only data (the smallest images, training
     # splits only): used for the tokenizer corpus.
     corpus_options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    # A gymnasium id and the environment class behind it: the default `make_env` and `env_options`.
+    env_id: ClassVar[str | None] = None
+    env_class: ClassVar[type | None] = None
+    # Prompt styles by name; "default" is the one presets use unless they name another.
+    prompts: ClassVar[Mapping[str, PromptStyle]] = MappingProxyType({})
 
     def make_env(self, **options: Any) -> gym.Env:
-        raise NotImplementedError
+        if self.env_id is None:
+            raise NotImplementedError(f"task {self.name!r} sets no env_id; override make_env")
+        return gym.make(self.env_id, **options)
 
     def env_options(self) -> set[str]:
         """The keyword options `make_env` takes; unknown ones are refused before anything runs."""
-        raise NotImplementedError
+        if self.env_class is None:
+            raise NotImplementedError(f"task {self.name!r} sets no env_class; override env_options")
+        return constructor_options(self.env_class)
 
     def prompt(self, style: str = "default") -> PromptStyle:
-        raise NotImplementedError
+        try:
+            return self.prompts[style]
+        except KeyError:
+            known = ", ".join(self.prompts) or "none"
+            raise KeyError(f"unknown prompt style {style!r} of task {self.name!r}; known: {known}") from None
 
     def expert_answer(self, info: Mapping) -> str:
         raise NotImplementedError

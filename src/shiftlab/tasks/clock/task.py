@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from shiftlab.metrics import rate
-from shiftlab.task import DataSource, PromptStyle, SupportQuestion, Task, TaskPreset, constructor_options
+from shiftlab.task import DataSource, SupportQuestion, Task, TaskPreset
 from shiftlab.tasks.clock.dial import first_hour, last_hour, time_after
 from shiftlab.tasks.clock.env import ClockEnv
 from shiftlab.tasks.clock.expert import expert_answer, random_answer
@@ -42,21 +41,12 @@ _PROMPTS = {"default": ClockPrompt(), "example": ClockPrompt(example=True)}
 class Clock(Task):
     name = NAME
     presets = PRESETS
+    env_id = ENV_ID
+    env_class = ClockEnv
+    prompts = _PROMPTS
     answer_key = "time"
     turn_keys = ("outcome", "feedback", "attempts_left", "answered")
     report_metrics = ("wrap_success_rate",)
-
-    def make_env(self, **options: Any) -> gym.Env:
-        return gym.make(ENV_ID, **options)
-
-    def env_options(self) -> set[str]:
-        return constructor_options(ClockEnv)
-
-    def prompt(self, style: str = "default") -> PromptStyle:
-        try:
-            return _PROMPTS[style]
-        except KeyError:
-            raise KeyError(f"unknown prompt style {style!r} of {NAME}; known: {', '.join(_PROMPTS)}") from None
 
     def expert_answer(self, info: Mapping) -> str:
         return expert_answer(info)

@@ -6,10 +6,9 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-from shiftlab.task import DataSource, PromptStyle, SupportQuestion, Task, TaskPreset, constructor_options
+from shiftlab.task import DataSource, SupportQuestion, Task, TaskPreset
 from shiftlab.tasks.general_points.cards import RANKS, face_card_rule, rank_value
 from shiftlab.tasks.general_points.env import GeneralPointsEnv
 from shiftlab.tasks.general_points.expert import expert_answer, random_answer
@@ -45,22 +44,13 @@ _PROMPTS = {"default": GeneralPointsPrompt(), "example": GeneralPointsPrompt(exa
 class GeneralPoints(Task):
     name = NAME
     presets = PRESETS
+    env_id = ENV_ID
+    env_class = GeneralPointsEnv
+    prompts = _PROMPTS
     answer_key = "formula"
     turn_keys = ("outcome", "feedback", "cards_correct", "attempts_left")
     report_metrics = ("recognition_accuracy",)
     corpus_options = MappingProxyType({"resolution": 64})  # the text does not depend on the image size
-
-    def make_env(self, **options: Any) -> gym.Env:
-        return gym.make(ENV_ID, **options)
-
-    def env_options(self) -> set[str]:
-        return constructor_options(GeneralPointsEnv)
-
-    def prompt(self, style: str = "default") -> PromptStyle:
-        try:
-            return _PROMPTS[style]
-        except KeyError:
-            raise KeyError(f"unknown prompt style {style!r} of {NAME}; known: {', '.join(_PROMPTS)}") from None
 
     def expert_answer(self, info: Mapping) -> str:
         return expert_answer(info)

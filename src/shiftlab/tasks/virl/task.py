@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from shiftlab.metrics import episode_metrics
-from shiftlab.task import DataSource, PromptStyle, SupportQuestion, Task, TaskPreset, constructor_options
+from shiftlab.task import DataSource, SupportQuestion, Task, TaskPreset
 from shiftlab.tasks.virl.env import VirlEnv
 from shiftlab.tasks.virl.expert import expert_answer, random_answer
 from shiftlab.tasks.virl.geo import DIRECTIONS
@@ -54,24 +54,15 @@ _PROMPTS = {"default": VirlPrompt(), "example": VirlPrompt(example=True)}
 class Virl(Task):
     name = NAME
     presets = PRESETS
+    env_id = ENV_ID
+    env_class = VirlEnv
+    prompts = _PROMPTS
     answer_key = "action"
     turn_keys = ("outcome", "feedback", "attempts_left", "step_index", "city")
     report_metrics = ("step_accuracy",)
     # Tiny views (the text does not depend on them), and training districts only, so that no
     # held-out route reaches a tokenizer.
     corpus_options = MappingProxyType({"resolution": 32, "split": "train"})
-
-    def make_env(self, **options: Any) -> gym.Env:
-        return gym.make(ENV_ID, **options)
-
-    def env_options(self) -> set[str]:
-        return constructor_options(VirlEnv)
-
-    def prompt(self, style: str = "default") -> PromptStyle:
-        try:
-            return _PROMPTS[style]
-        except KeyError:
-            raise KeyError(f"unknown prompt style {style!r} of {NAME}; known: {', '.join(_PROMPTS)}") from None
 
     def expert_answer(self, info: Mapping) -> str:
         return expert_answer(info)
