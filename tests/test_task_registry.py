@@ -129,20 +129,9 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path, modules: set[str]) -> set[str]:
-    """The shiftlab modules a file imports, wherever the import sits: `from package import module`
-    points at the module, `from module import name` at the module."""
-    package = _module_name(path).split(".")[: None if path.name == "__init__.py" else -1]
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join([*package[: len(package) - node.level + 1], *([base] if base else [])])
-            for alias in node.names:
-                names.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
-    return names & modules
+    """The shiftlab modules a file imports, wherever the import sits (see `_targets`)."""
+    nodes = [n for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return {target for node in nodes for target in _targets(node, path, modules)} & modules
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections import Counter
 from fractions import Fraction
@@ -518,3 +519,12 @@ def test_too_long_answer_counts_as_unrecognised_cards_in_image_mode():
     text = answer("4*3+2+10") + " " * 100_001
     assert verify(text, HAND, cards=HAND_CARDS, check_recognition=True).cards_correct is False
     assert verify(text, HAND).cards_correct is None
+
+
+@pytest.mark.parametrize("table", ["general_points", "virl", "clock"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), True, "5"])
+def test_every_reward_table_refuses_a_reward_that_is_not_a_finite_number(table, value):
+    reward_table = importlib.import_module(f"shiftlab.tasks.{table}.verifier").RewardTable
+    first = next(iter(reward_table.__dataclass_fields__))
+    with pytest.raises(ValueError, match=f"reward {first} must be a finite number"):
+        reward_table(**{first: value})

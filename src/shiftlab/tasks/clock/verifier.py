@@ -9,13 +9,13 @@ in bounded time and never raises.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import Enum
 
 from shiftlab.tasks.clock.answer import read_time
 from shiftlab.tasks.clock.dial import dial_words, first_hour, hours, last_hour, on_dial, time_after
 from shiftlab.tasks.response import MAX_RESPONSE_CHARS, response_text
+from shiftlab.tasks.rewards import OutcomeRewards
 
 
 class Outcome(str, Enum):
@@ -25,7 +25,7 @@ class Outcome(str, Enum):
 
 
 @dataclass(frozen=True)
-class RewardTable:
+class RewardTable(OutcomeRewards):
     """Reward per outcome. Correct must pay more than either failure, so that no answer strategy
     earns more than knowing the time; an illegal answer costs more than a wrong one by default, so
     the format is learnt first."""
@@ -35,16 +35,10 @@ class RewardTable:
     illegal: float = -2.0
 
     def __post_init__(self):
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"reward {item.name} must be a finite number, not {value!r}")
+        super().__post_init__()
         if not self.correct > max(self.wrong_time, self.illegal):
             raise ValueError(f"reward correct ({self.correct}) must exceed wrong_time ({self.wrong_time}) and "
                              f"illegal ({self.illegal})")
-
-    def __getitem__(self, outcome: Outcome) -> float:
-        return getattr(self, outcome.value)
 
 
 @dataclass(frozen=True)

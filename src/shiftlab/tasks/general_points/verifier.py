@@ -22,6 +22,7 @@ from enum import Enum
 from shiftlab.tasks.general_points import formula as fm
 from shiftlab.tasks.general_points.answer import extract, normalize_rank
 from shiftlab.tasks.response import MAX_RESPONSE_CHARS, response_text
+from shiftlab.tasks.rewards import OutcomeRewards
 
 
 class Outcome(str, Enum):
@@ -34,7 +35,7 @@ class Outcome(str, Enum):
 
 
 @dataclass(frozen=True)
-class RewardTable:
+class RewardTable(OutcomeRewards):
     """Reward per outcome; the defaults are the paper's (arXiv 2501.17161, App. A.3)."""
 
     correct: float = 5.0
@@ -45,12 +46,10 @@ class RewardTable:
     illegal_formula: float = -3.0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.partial > self.correct:
             raise ValueError(f"partial ({self.partial}) must not exceed correct ({self.correct}): partial credit "
                              "is an advance on the correct reward")
-
-    def __getitem__(self, outcome: Outcome) -> float:
-        return getattr(self, outcome.value)
 
 
 @dataclass(frozen=True)

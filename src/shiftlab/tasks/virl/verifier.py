@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from shiftlab.tasks.response import MAX_RESPONSE_CHARS, last_match, response_text
+from shiftlab.tasks.rewards import OutcomeRewards
 from shiftlab.tasks.virl.rail import FORWARD, STOP, RailPoint
 
 _STRICT_ACTION = re.compile(r'"action": "(.*?)"')
@@ -34,13 +35,10 @@ class Outcome(str, Enum):
 
 
 @dataclass(frozen=True)
-class RewardTable:
+class RewardTable(OutcomeRewards):
     correct_action: float = 1.0
     wrong_observation: float = -1.5
     wrong_action: float = -1.0
-
-    def __getitem__(self, outcome: Outcome) -> float:
-        return getattr(self, outcome.value)
 
 
 @dataclass(frozen=True)
