@@ -349,7 +349,7 @@ def test_pretraining_data_and_support_questions():
     assert task.pretraining_sources(100, images=True) == [] and task.support_questions(images=True) == []
     sources = task.pretraining_sources(100, images=False)
     assert {(s.env["dial"], s.env["zero_based"]) for s in sources} == {(12, False), (24, True)}
-    assert [s.revisions for s in sources].count(1) == 1 and all(s.preset == "clock" for s in sources)
+    assert [s.revisions for s in sources].count(1) == 1 and all(s.task == "clock" for s in sources)
     rng = np.random.default_rng(0)
     remainder, next_hour = task.support_questions(images=False)
     for _ in range(50):

@@ -44,15 +44,29 @@ class PromptStyle(Protocol):
 SupportQuestion = Callable[[np.random.Generator], tuple[str, str, Any]]
 
 
-@dataclass(frozen=True)
-class DataSource:
-    """Expert episodes of one preset for training data, some environment options changed (another
-    target, a city, an action space), and `revisions` wrong answers before each expert answer."""
+# Training data is built in memory: a million episodes of a preset is more than any SFT run here reads,
+# and far less than would exhaust a machine. Revisions past a handful teach nothing the first ones do not.
+MAX_EPISODES = 1_000_000
+MAX_REVISIONS = 20
 
-    preset: str
+
+@dataclass(frozen=True)
+class Source:
+    """Expert episodes of one preset (`task`, its name) for training data, some environment options
+    changed (another target, a city, an action space), and `revisions` wrong answers before each
+    expert answer. Checked when made: the preset exists and the counts are in range."""
+
+    task: str
     episodes: int
     env: Mapping[str, Any] = field(default_factory=dict)
     revisions: int = 0
+
+    def __post_init__(self):
+        get_preset(self.task)  # raises KeyError naming the known presets
+        if not 0 <= self.episodes <= MAX_EPISODES:
+            raise ValueError(f"episodes must be from 0 to {MAX_EPISODES:,} per task, not {self.episodes}")
+        if not 0 <= self.revisions <= MAX_REVISIONS:
+            raise ValueError(f"revisions must be from 0 to {MAX_REVISIONS}, not {self.revisions}")
 
 
 @dataclass(frozen=True)
@@ -165,7 +179,7 @@ class Task:
         `point`, `reward` and the `turn_keys`; `start` is the info at reset)."""
         return {}
 
-    def pretraining_sources(self, episodes: int, images: bool) -> list[DataSource]:
+    def pretraining_sources(self, episodes: int, images: bool) -> list[Source]:
         """Expert episodes for a base model's pretraining mixture: the text presets' sources, or with
         `images` the image presets' (a VLM's mixture has both)."""
         return []

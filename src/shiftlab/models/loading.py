@@ -54,7 +54,7 @@ def load_pretrained(path: str, processor: Any = None, dtype: str | torch.dtype =
         raise ModelError(f"cannot load the tokenizer or processor of {path!r}: {_fault(error)}") from None
     auto = (
         AutoModelForImageTextToText
-        if getattr(config, "vision_config", None) is not None
+        if is_vision_language(config)
         else AutoModelForCausalLM
     )
     try:
@@ -75,6 +75,7 @@ def dtype_kwarg() -> str:
 
 
 def is_vision_language(config: Any) -> bool:
+    """A model config with a vision tower: loaded as image-text-to-text, fed images by the policies."""
     return getattr(config, "vision_config", None) is not None
 
 

@@ -19,7 +19,7 @@ from transformers import DynamicCache, PreTrainedModel
 
 from shiftlab.errors import InputError
 from shiftlab.messages import Message, text_of
-from shiftlab.models.loading import load_pretrained, old_cache_name
+from shiftlab.models.loading import is_vision_language, load_pretrained, old_cache_name
 from shiftlab.policies.base import Request, Response
 
 # Inputs that are the prompt's tokens; the processor's other outputs belong to its images.
@@ -82,7 +82,7 @@ class HFPolicy:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.is_vlm = getattr(self.model.config, "vision_config", None) is not None
+        self.is_vlm = is_vision_language(self.model.config)
         self._eos_ids = _eos_ids(self.model, self.tokenizer)
 
     def reseed(self, seed: int) -> None:

@@ -16,9 +16,8 @@ from typing import Any, Literal
 
 import yaml
 
-from shiftlab.task import check_env_options, list_presets, ood_presets, report_metrics
+from shiftlab.task import MAX_EPISODES, check_env_options, list_presets, ood_presets, report_metrics
 from shiftlab.training.config import ConfigError, check_ranges, load_config
-from shiftlab.training.expert_data import MAX_EPISODES
 from shiftlab.training.pretrain import PretrainConfig
 from shiftlab.training.rl.config import RLConfig
 from shiftlab.training.sft import SFTRunConfig

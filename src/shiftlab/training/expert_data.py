@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,30 +24,7 @@ from PIL import Image
 from shiftlab.policies.base import Request, Response
 from shiftlab.policies.oracle import ExpertPolicy, RandomPolicy
 from shiftlab.rollout import Trajectory, run_episodes
-from shiftlab.task import get_preset
-
-# A dataset is built in memory: a million episodes of a task is more than any SFT run here reads, and
-# far less than would exhaust a machine. Revisions past a handful teach nothing the first ones do not.
-MAX_EPISODES = 1_000_000
-MAX_REVISIONS = 20
-
-
-@dataclass(frozen=True)
-class Source:
-    """Episodes of one task preset, optionally with some of its environment options changed
-    (another target, a city, an action space) and with revision turns."""
-
-    task: str
-    episodes: int
-    env: Mapping[str, Any] = field(default_factory=dict)
-    revisions: int = 0
-
-    def __post_init__(self):
-        get_preset(self.task)  # raises KeyError naming the known tasks
-        if not 0 <= self.episodes <= MAX_EPISODES:
-            raise ValueError(f"episodes must be from 0 to {MAX_EPISODES:,} per task, not {self.episodes}")
-        if not 0 <= self.revisions <= MAX_REVISIONS:
-            raise ValueError(f"revisions must be from 0 to {MAX_REVISIONS}, not {self.revisions}")
+from shiftlab.task import Source, get_preset
 
 
 class RevisionPolicy:

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shiftlab.task import SUPPORT, Task, get_task, list_tasks
+from shiftlab.task import MAX_EPISODES, SUPPORT, Source, Task, get_task, list_tasks
 from shiftlab.training.config import ConfigError, check_ranges, load_config, output_directory
-from shiftlab.training.expert_data import MAX_EPISODES, Source, build_dataset
+from shiftlab.training.expert_data import build_dataset
 from shiftlab.training.sft import SFTRunConfig, run_sft
 
 
@@ -39,7 +39,7 @@ def mixture(kind: str = "lm", episodes: int = 200, tasks: Sequence[str] | None =
     sources = [s for task in chosen for s in task.pretraining_sources(episodes, images=False)]
     if kind == "vlm":
         sources += [s for task in chosen for s in task.pretraining_sources(episodes, images=True)]
-    return [Source(s.preset, s.episodes, s.env, s.revisions) for s in sources]
+    return sources
 
 
 def support_rows(count: int, seed: int = 0, images: bool = False,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from shiftlab.task import check_env_options, list_presets
+from shiftlab.task import MAX_EPISODES, MAX_REVISIONS, Source, check_env_options, list_presets
 from shiftlab.training.compute import flop_parameters, read_compute, training_flops, write_compute
 from shiftlab.training.config import (
     ConfigError,
@@ -31,7 +31,7 @@ from shiftlab.training.config import (
     resume_point,
     to_yaml,
 )
-from shiftlab.training.expert_data import MAX_EPISODES, MAX_REVISIONS, Source, build_dataset
+from shiftlab.training.expert_data import build_dataset
 from shiftlab.training.run_log import JsonlLog
 
 RESUME_KEYS = ("model", "data", "tasks", "env", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
@@ -133,6 +133,7 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     import trl
     from transformers.trainer_utils import get_last_checkpoint
 
+    from shiftlab.models.loading import is_vision_language
     from shiftlab.training.common import (
         freeze_vision,
         load_model,
@@ -155,7 +156,7 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
 
     # Model: text or vision-language, chosen by the checkpoint's config.
     model, processor = load_model(config.model)
-    is_vlm = getattr(model.config, "vision_config", None) is not None
+    is_vlm = is_vision_language(model.config)
 
     # Data: the saved dataset, or the run's own expert data, made once so a resume sees the same rows.
     dataset = _training_data(config, output)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from shiftlab.metrics import rate
-from shiftlab.task import DataSource, SupportQuestion, Task, TaskPreset
+from shiftlab.task import Source, SupportQuestion, Task, TaskPreset
 from shiftlab.tasks.clock.dial import first_hour, last_hour, time_after
 from shiftlab.tasks.clock.env import ClockEnv
 from shiftlab.tasks.clock.expert import expert_answer, random_answer
@@ -70,12 +70,12 @@ class Clock(Task):
                 misled, lambda r: r["turns"][0].get("answered") == _twelve_hour_time(r["start"]))[0]
         return out
 
-    def pretraining_sources(self, episodes: int, images: bool) -> list[DataSource]:
+    def pretraining_sources(self, episodes: int, images: bool) -> list[Source]:
         """Both kinds of dial with up to 30 hours, one with a revision turn; the task shows no images."""
         if images:
             return []
-        return [DataSource(NAME, episodes // 2, TWELVE_HOUR), DataSource(NAME, episodes // 2, TWENTY_FOUR_HOUR),
-                DataSource(NAME, episodes // 4, TWELVE_HOUR, revisions=1)]
+        return [Source(NAME, episodes // 2, TWELVE_HOUR), Source(NAME, episodes // 2, TWENTY_FOUR_HOUR),
+                Source(NAME, episodes // 4, TWELVE_HOUR, revisions=1)]
 
     def support_questions(self, images: bool) -> list[SupportQuestion]:
         return [] if images else [_remainder, _next_hour]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from shiftlab.task import DataSource, SupportQuestion, Task, TaskPreset
+from shiftlab.task import Source, SupportQuestion, Task, TaskPreset
 from shiftlab.tasks.general_points.cards import RANKS, face_card_rule, rank_value
 from shiftlab.tasks.general_points.env import GeneralPointsEnv
 from shiftlab.tasks.general_points.expert import expert_answer, random_answer
@@ -65,18 +65,18 @@ class GeneralPoints(Task):
             return {"recognition_accuracy": sum(t["cards_correct"] for t in first) / len(first)}
         return {}
 
-    def pretraining_sources(self, episodes: int, images: bool) -> list[DataSource]:
+    def pretraining_sources(self, episodes: int, images: bool) -> list[Source]:
         """Both face-card rules and several targets as text, some with a revision turn; as images,
         both rules in every suit colour."""
         sources = []
         for ten in (True, False):
             if images:
                 for color in ("black", "red", "mixed"):
-                    sources.append(DataSource("gp-vl", episodes // 4, {"face_cards_as_ten": ten, "suit_color": color}))
+                    sources.append(Source("gp-vl", episodes // 4, {"face_cards_as_ten": ten, "suit_color": color}))
                 continue
             for target in PRETRAINING_TARGETS:
-                sources.append(DataSource("gp-l", episodes // 2, {"face_cards_as_ten": ten, "target": target}))
-            sources.append(DataSource("gp-l", episodes // 4, {"face_cards_as_ten": ten}, revisions=1))
+                sources.append(Source("gp-l", episodes // 2, {"face_cards_as_ten": ten, "target": target}))
+            sources.append(Source("gp-l", episodes // 4, {"face_cards_as_ten": ten}, revisions=1))
         return sources
 
     def support_questions(self, images: bool) -> list[SupportQuestion]:

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from shiftlab.metrics import episode_metrics
-from shiftlab.task import DataSource, SupportQuestion, Task, TaskPreset
+from shiftlab.task import Source, SupportQuestion, Task, TaskPreset
 from shiftlab.tasks.virl.env import VirlEnv
 from shiftlab.tasks.virl.expert import expert_answer, random_answer
 from shiftlab.tasks.virl.geo import DIRECTIONS
@@ -87,16 +87,16 @@ class Virl(Task):
                     for city, rs in sorted(cities.items()) if city != "?"} if len(cities) > 1 else {}
         return {**_step_accuracy(records), "per_city": per_city}
 
-    def pretraining_sources(self, episodes: int, images: bool) -> list[DataSource]:
+    def pretraining_sources(self, episodes: int, images: bool) -> list[Source]:
         """Both action spaces in every city, as text (some with a revision turn) or as street views."""
         count = max(1, episodes // 8)
         sources = []
         for action_space in ("absolute", "relative"):
             if images:
-                sources.append(DataSource("virl-vl", count, {"action_space": action_space, "city": "all"}))
+                sources.append(Source("virl-vl", count, {"action_space": action_space, "city": "all"}))
             else:
-                sources.append(DataSource("virl-l", count, {"action_space": action_space, "city": "all"}))
-                sources.append(DataSource("virl-l", max(1, count // 4), {"action_space": action_space}, revisions=1))
+                sources.append(Source("virl-l", count, {"action_space": action_space, "city": "all"}))
+                sources.append(Source("virl-l", max(1, count // 4), {"action_space": action_space}, revisions=1))
         return sources
 
     def support_questions(self, images: bool) -> list[SupportQuestion]:
