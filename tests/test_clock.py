@@ -430,10 +430,11 @@ def test_the_study_runs_on_clock(tmp_path):
     tiny = preset_values("tiny")
     config = load_config(StudyConfig, overrides={
         **tiny, "task": "clock", "env": {"max_attempts": 1}, "output_dir": str(tmp_path), "eval_base": False,
+        "pretrain": None, "seeds": [0],
         "eval_episodes": 2, "init_episodes": 16, "sft_episodes": 16, "init": {**tiny["init"], "max_steps": 3},
         "rl": {**tiny["rl"], "max_new_tokens": 8}})
     result = pipeline.run_study(config, log=lambda line: None)
-    assert {p.name for p in result["paths"]["plots"]} == {"clock.png", "clock_rule-ood.png", "clock_length-ood.png"}
+    assert {p.name for p in result["paths"]["plots"]} == {"sft.png", "rl.png"}
     init = json.loads((tmp_path / "eval" / "init" / "results.json").read_text())
     assert set(init) == set(PRESETS) and "wrap_success_rate" in init["clock/length-ood"]
-    assert [p["step"] for p in result["results"]["branches"]["rl"]] == [1, 2]
+    assert [p["step"] for p in result["results"]["branches"]["rl"]["0"]] == [1, 2]

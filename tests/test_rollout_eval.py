@@ -120,3 +120,16 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "--policy", "oracle", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "unknown task" in err[0] and "unknown policy" in err[1]
+
+
+def test_results_carry_each_episodes_outcome_in_episode_order(tmp_path):
+    """The paired samples a study compares: one value per episode index, agreeing with the trajectories
+    and with the aggregate figures."""
+    results = evaluate(["virl-l"], RandomPolicy(1), 6, tmp_path)
+    m = results["virl-l"]
+    lines = [json.loads(x) for x in (tmp_path / "trajectories" / "virl-l.jsonl").read_text().splitlines()]
+    by_episode = {r["episode"]: r for r in lines}
+    assert m["episode_success"] == [int(by_episode[i]["success"]) for i in range(6)]
+    assert sum(m["episode_success"]) / 6 == m["success_rate"]
+    assert len(m["episode_step_accuracy"]) == 6 and all(0 <= v <= 1 for v in m["episode_step_accuracy"])
+    assert min(m["episode_step_accuracy"]) <= m["step_accuracy"] <= max(m["episode_step_accuracy"])

@@ -23,7 +23,7 @@ from shiftlab.evaluation import MAX_BATCH_SIZE, evaluate, markdown_table
 from shiftlab.play import message_text, play_episode
 from shiftlab.policies import make_policy
 from shiftlab.rollout import MAX_ANSWER_CHARS
-from shiftlab.study.config import PRESETS, StudyConfig, preset_values
+from shiftlab.study.config import PRESETS, SUITES, StudyConfig, preset_values
 from shiftlab.task import check_env_options, get_preset, list_presets
 from shiftlab.tasks.general_points.answer import normalize_rank
 from shiftlab.tasks.general_points.cards import rank_value
@@ -296,14 +296,22 @@ def _study_preset(args: argparse.Namespace) -> str | None:
     if args.preset is not None or args.config is None:
         return args.preset
     named = read_yaml(Path(args.config)).get("preset")
-    return named if isinstance(named, str) and named in PRESETS else None
+    return named if isinstance(named, str) and (named in PRESETS or named in SUITES) else None
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     _training_imports("study")
     from shiftlab.study.pipeline import run_study
+    from shiftlab.study.suite import run_suite
 
     preset = _study_preset(args)
+    if preset in SUITES:
+        # The flags and the config file apply to every study of the suite; --output-dir is the suite's.
+        output = args.output_dir or f"runs/study-{preset}"
+        args.output_dir = args.preset = None
+        configs = [_config(StudyConfig, args, defaults=preset_values(member)) for member in SUITES[preset]]
+        run_suite(preset, configs, output)
+        return 0
     config = _config(StudyConfig, args, defaults=preset_values(preset) if preset else None)
     run_study(config)
     return 0
@@ -473,8 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for action in study._actions:
         if action.dest == "preset":
-            action.choices = list(PRESETS)
-            action.help = "study preset: " + ", ".join(PRESETS)
+            action.choices = [*SUITES, *PRESETS]
+            action.help = ("study preset: " + ", ".join(PRESETS) + "; or a suite of them, reported side by side: "
+                           + ", ".join(f"{name} ({' + '.join(members)})" for name, members in SUITES.items()))
     for command in commands.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the full traceback of an error")

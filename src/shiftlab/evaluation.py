@@ -5,7 +5,9 @@
   loses nothing it had finished; a rerun skips those episodes and gives the same numbers);
 - `results.json`: per task `episodes`, `success_rate`, `success_stderr`, `mean_reward`,
   `success_within_k` (k = 1 .. attempts), then the task's own figures (`Task.metrics`: e.g. how often
-  the cards were read right, or the share of correct moves and the figures per city);
+  the cards were read right, or the share of correct moves and the figures per city), and
+  `episode_success` (0/1 per episode index: every model meets the same episodes, so two models'
+  lists are paired samples) and `episode_<metric>` for each of the task's headline metrics;
 - `results.md`: the same as a table, one row per task variant, breakdowns (per city) below it.
 """
 
@@ -201,10 +203,22 @@ def evaluate(
                 bar.close()
         records = [done[i] for i in range(episodes)]
         attempts = max(r["start"]["attempts_left"] for r in records)  # the full budget, as seen at reset
-        results[preset.name] = {"shift": preset.shift, **task_metrics(records, attempts, preset.owner)}
+        results[preset.name] = {"shift": preset.shift, **task_metrics(records, attempts, preset.owner),
+                                **_per_episode(records, attempts, preset.owner)}
     _write_atomically(out / "results.json", json.dumps(results, indent=1))
     _write_atomically(out / "results.md", markdown_table(results))
     return results
+
+
+def _per_episode(records: list[dict], attempts: int, task: Task) -> dict[str, list]:
+    """Each episode's success and its value of the task's headline metrics, in episode order: the
+    paired samples a comparison of two models on these episodes needs."""
+    out: dict[str, list] = {"episode_success": [int(r["success"]) for r in records]}
+    for metric in task.report_metrics:
+        values = [task.metrics([r], attempts).get(metric) for r in records]
+        if all(isinstance(v, (int, float)) for v in values):
+            out[f"episode_{metric}"] = values
+    return out
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:

@@ -140,6 +140,10 @@ class Task:
     env_class: ClassVar[type | None] = None
     # Prompt styles by name; "default" is the one presets use unless they name another.
     prompts: ClassVar[Mapping[str, PromptStyle]] = MappingProxyType({})
+    # Environment options that make two episode distributions the same problem (the rule, the
+    # target, the hand size; the action space and the district): a pretraining source that agrees with
+    # a held-out evaluation on all of them is left out of the mixture. Empty: compare every option.
+    problem_keys: ClassVar[tuple[str, ...]] = ()
 
     def make_env(self, **options: Any) -> gym.Env:
         if self.env_id is None:
@@ -188,6 +192,27 @@ class Task:
         """Short facts the task builds on, for pretraining: without `images` the text facts, with it
         those that show a picture."""
         return []
+
+    def resolved_options(self, preset: str, env: Mapping[str, Any], evaluation: bool = False) -> dict[str, Any]:
+        """Every option of an environment as it would be built: the constructor's defaults, the
+        preset's options (and its evaluation overrides), then `env`."""
+        chosen = get_preset(preset)
+        defaults = {}
+        if self.env_class is not None:
+            defaults = {p.name: p.default for p in inspect.signature(self.env_class).parameters.values()
+                        if p.default is not inspect.Parameter.empty}
+        extra = chosen.evaluation_overrides if evaluation else {}
+        return {**defaults, **chosen.env_kwargs, **extra, **env}
+
+    def is_held_out(self, source: Source, evaluation: str, env: Mapping[str, Any]) -> bool:
+        """Whether a pretraining source poses the problem of the evaluation preset `evaluation` (run
+        with `env`): then the base must not see it."""
+        if get_preset(evaluation).task != self.name or get_preset(source.task).task != self.name:
+            return False
+        seen = self.resolved_options(source.task, source.env)
+        held = self.resolved_options(evaluation, env, evaluation=True)
+        keys = self.problem_keys or tuple(set(seen) | set(held))
+        return all(seen.get(k) == held.get(k) for k in keys)
 
 
 def constructor_options(factory: Callable[..., Any]) -> set[str]:

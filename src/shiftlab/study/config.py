@@ -31,7 +31,9 @@ class StudyConfig:
     build_kind: Literal["lm", "vlm"] = field(default="lm", metadata={"help": "model built when `model` is None"})
     build_size: Literal["tiny", "small"] = "small"
     pretrain: dict | None = field(default=None, metadata={"help": "pretrain the built model (`shiftlab pretrain` "
-                                                                  "settings), or None"})
+                                                                  "settings), or None; cached by its plan's hash"})
+    cache_dir: str | None = field(default=None, metadata={"help": "where pretrained bases are cached (None: "
+                                                                  "$SHIFTLAB_CACHE or ~/.cache/shiftlab)"})
     task: str = field(default="gp-l", metadata={"help": "the in-distribution task preset"})
     env: dict = field(default_factory=dict, metadata={"help": "environment options over every task's, in every "
                                                                 "stage"})
@@ -45,7 +47,10 @@ class StudyConfig:
     sft: dict = field(default_factory=dict, metadata={"help": "SFT settings of the SFT branch"})
     rl: dict = field(default_factory=dict, metadata={"help": "RL settings of the RL branch"})
     checkpoints: int = field(default=4, metadata={"help": "evaluations per branch, evenly spaced in compute"})
-    seed: int = field(default=0, metadata={"help": "model building, data, training and sampling"})
+    seed: int = field(default=0, metadata={"help": "the base, the SFT initialization and evaluation sampling"})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2],
+                             metadata={"help": "training seeds of each branch (data, order, sampling); every "
+                                               "run is evaluated on the same episodes"})
 
     def validate(self) -> None:
         known = {p.name for p in list_presets()}
@@ -56,6 +61,9 @@ class StudyConfig:
             check_env_options([self.task, *(self.eval_tasks or [p.name for p in ood_presets(self.task)])], self.env)
         except ValueError as error:
             raise ConfigError(f"config key 'env': {error}") from None
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(
+                type(s) is not int or not 0 <= s < 10_000 for s in self.seeds):
+            raise ConfigError(f"config key 'seeds' must be distinct ints from 0 to 9999, not {self.seeds!r}")
         check_ranges(self, {"eval_episodes": (1, 10**6), "init_episodes": (1, MAX_EPISODES),
                             "sft_episodes": (1, MAX_EPISODES), "checkpoints": (1, 100)})
         if self.metric not in report_metrics():
@@ -88,9 +96,11 @@ _PRESET_FILE = Path(__file__).with_name("presets.yaml")
 _PRESET_DATA = yaml.safe_load(_PRESET_FILE.read_text(encoding="utf-8"))
 PRESETS: dict[str, dict[str, Any]] = _PRESET_DATA["presets"]
 PAPER_PRESETS: tuple[str, ...] = tuple(_PRESET_DATA["needs_model"])
+# Suites run several presets' studies and report them side by side.
+SUITES: dict[str, list[str]] = _PRESET_DATA.get("suites", {})
 
 
 def preset_values(name: str) -> dict[str, Any]:
     if name not in PRESETS:
-        raise ConfigError(f"unknown study preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown study preset {name!r}; presets: {', '.join([*SUITES, *PRESETS])}")
     return {"preset": name, "output_dir": f"runs/study-{name}", **copy.deepcopy(PRESETS[name])}

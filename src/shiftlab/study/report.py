@@ -1,355 +1,90 @@
-"""The study report: what a researcher shows after an SFT-vs-RL study.
+"""The study report: what a researcher shows after an SFT-vs-RL study, and several studies side by side.
 
-A study (as in *SFT Memorizes, RL Generalizes*) ends with a pile of numbers: an SFT-initialised model and
-two branches trained from it at matched compute, each evaluated at checkpoints on the in-distribution task
-and its shifted (OOD) variants. The question is whether a branch gained or lost on each task and whether
-RL or continued SFT ends higher out of distribution, and the answer is only worth something with its
-uncertainty. This module turns the results dict into a self-contained report (Markdown, HTML with embedded
-plots, one plot per evaluation task, the raw results as JSON) and into plain-language findings whose
-wording is computed from the numbers and their standard errors, so the text cannot say more than the data.
-
-Both documents are rendered from one list of blocks, so the Markdown and the HTML carry the same content.
+A study (as in *SFT Memorizes, RL Generalizes*) trains one SFT init on the in-distribution task, then two
+branches from it at matched compute, each with several training seeds, and evaluates every checkpoint on
+the ID task and its shifted (OOD) variants, on the same episodes. The question is whether a branch gained
+or lost on each task and whether RL or continued SFT ends higher out of distribution; the answer is only
+worth something with its uncertainty. This module writes the report (Markdown, HTML with embedded plots,
+one plot per branch, results.json and a tidy results.csv), whose findings (findings.py) quote paired
+tests, so the text cannot say more than the data; and a suite report over several studies.
 """
 
 from __future__ import annotations
 
-import base64
-import html
+import csv
 import json
-import math
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 
-BRANCH_LABELS = {"sft": "SFT", "rl": "RL"}
-BRANCH_STYLES = {"sft": {"color": "#1f77b4", "marker": "s", "linestyle": "--"},  # distinct where lines overlap
-                 "rl": {"color": "#d62728", "marker": "o", "linestyle": "-"}}
-SIGNIFICANCE = 2.0  # a change counts as clear beyond this many combined standard errors
-UNMATCHED_COMPUTE = 0.10  # last checkpoints whose compute differs by more than this are flagged
-DPI = 110
-
-
-# ----------------------------------------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """One metric value with its standard error; `se_source` is "given", "binomial" or "none"."""
-
-    value: float
-    se: float | None
-    se_source: str
-
-
-def _is_rate(metric: str) -> bool:
-    return metric.endswith(("_rate", "accuracy"))
-
-
-def _stderr_keys(metric: str) -> list[str]:
-    keys = [f"{metric}_stderr", f"{metric}_se"]
-    stem = metric.rsplit("_", 1)[0]
-    if stem != metric:
-        keys.append(f"{stem}_stderr")  # success_rate -> success_stderr (the evaluation harness's name)
-    return keys
-
-
-def estimate(metrics: dict[str, Any] | None, metric: str) -> Estimate | None:
-    """The metric's value and standard error from one evaluation's metrics; None when it is absent.
-
-    A missing standard error of a rate in [0, 1] is the binomial sqrt(p(1-p)/n) with n = episodes."""
-    if not metrics or not isinstance(metrics.get(metric), (int, float)) or isinstance(metrics[metric], bool):
-        return None
-    value = float(metrics[metric])
-    for key in _stderr_keys(metric):
-        if isinstance(metrics.get(key), (int, float)):
-            return Estimate(value, float(metrics[key]), "given")
-    episodes = metrics.get("episodes")
-    if _is_rate(metric) and 0.0 <= value <= 1.0 and isinstance(episodes, int) and episodes > 0:
-        return Estimate(value, math.sqrt(value * (1.0 - value) / episodes), "binomial")
-    return Estimate(value, None, "none")
-
-
-def _eval_tasks(results: dict[str, Any]) -> list[str]:
-    tasks = results.get("eval_tasks") or list((results.get("init") or {}).get("eval", {}))
-    if not tasks and results.get("task"):
-        tasks = [results["task"]]
-    return list(tasks)
-
-
-def _shift(results: dict[str, Any], task: str, index: int) -> str:
-    return str((results.get("shifts") or {}).get(task, "id" if index == 0 else "ood"))
-
-
-def _task_label(results: dict[str, Any], task: str, index: int) -> str:
-    shift = _shift(results, task, index)
-    return f"{task} (ID)" if shift == "id" else f"{task} (OOD, {shift} shift)"
-
-
-def _metric(results: dict[str, Any]) -> str:
-    return str(results.get("metric") or "success_rate")
-
-
-def _branches(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    branches = results.get("branches") or {}
-    return {name: sorted(points or [], key=lambda p: float(p.get("flops", 0.0))) for name, points in branches.items()}
-
-
-def _branch_label(name: str) -> str:
-    return BRANCH_LABELS.get(name, name)
-
-
-def _all_evals(results: dict[str, Any]) -> list[dict[str, Any]]:
-    evals = [(results.get("base") or {}).get("eval") or {}, (results.get("init") or {}).get("eval") or {}]
-    evals += [point.get("eval") or {} for points in _branches(results).values() for point in points]
-    return [metrics for ev in evals for metrics in ev.values() if isinstance(metrics, dict)]
-
-
-# -------------------------------------------------------------------------------------------- formatting
-
-
-def _gflops(flops: float | None) -> str:
-    if flops is None:
-        return "–"
-    g = float(flops) / 1e9
-    if g >= 1e6:
-        return f"{g:.3g}"
-    if g >= 100:
-        return f"{g:,.0f}"
-    if g >= 1:
-        return f"{g:.1f}"
-    return f"{g:.3g}"
-
-
-def _value(est: Estimate | None, rate: bool) -> str:
-    """'42.0% ± 6.2' for a rate (the ± in percentage points), '1.300 ± 0.100' otherwise."""
-    if est is None:
-        return "–"
-    if rate:
-        text = f"{100 * est.value:.1f}%"
-        return text if est.se is None else f"{text} ± {100 * est.se:.1f}"
-    return f"{est.value:.3f}" if est.se is None else f"{est.value:.3f} ± {est.se:.3f}"
-
-
-def _delta(diff: float, se: float | None, rate: bool) -> str:
-    if rate:
-        text = f"{100 * diff:+.1f} pp"
-        return text if se is None else f"{text} ± {100 * se:.1f}"
-    return f"{diff:+.3f}" if se is None else f"{diff:+.3f} ± {se:.3f}"
-
-
-def _combined(a: Estimate, b: Estimate) -> float | None:
-    return None if a.se is None or b.se is None else math.hypot(a.se, b.se)
-
-
-def _clear(diff: float, se: float | None) -> bool | None:
-    """Whether |diff| is beyond SIGNIFICANCE combined standard errors (None: no standard error to judge)."""
-    if se is None:
-        return None
-    return abs(diff) > SIGNIFICANCE * se
-
-
-# -------------------------------------------------------------------------------------------- findings
-
-
-def _change_line(results: dict[str, Any], name: str, task: str, index: int) -> str:
-    metric, rate = _metric(results), _is_rate(_metric(results))
-    who = "Continued SFT" if name == "sft" else _branch_label(name)
-    label = _task_label(results, task, index)
-    points = _branches(results).get(name) or []
-    start = estimate((results.get("init") or {}).get("eval", {}).get(task), metric)
-    end = estimate(points[-1].get("eval", {}).get(task), metric) if points else None
-    if start is None or end is None:
-        return f"{who} on {label}: no {metric} to compare (missing at the SFT init or the last checkpoint)."
-    diff, se = end.value - start.value, _combined(start, end)
-    clear = _clear(diff, se)
-    if clear is None:
-        verdict = "no standard error available, so not judged"
-    elif clear:
-        verdict = f"a clear {'gain' if diff > 0 else 'drop'} (beyond {SIGNIFICANCE:g} combined SE)"
-    else:
-        verdict = f"within noise (within {SIGNIFICANCE:g} combined SE)"
-    return (f"{who} on {label}: {_value(start, rate)} at the SFT init → {_value(end, rate)} at the last checkpoint "
-            f"({_gflops(points[-1].get('flops'))} GFLOPs), {_delta(diff, se, rate)}: {verdict}.")
-
-
-def _comparison_line(results: dict[str, Any], task: str, index: int) -> str:
-    metric, rate = _metric(results), _is_rate(_metric(results))
-    branches = _branches(results)
-    sft_last, rl_last = branches["sft"][-1], branches["rl"][-1]
-    sft, rl = (estimate(p.get("eval", {}).get(task), metric) for p in (sft_last, rl_last))
-    head = (f"RL vs SFT on {_task_label(results, task, index)} at the last checkpoints "
-            f"(SFT at {_gflops(sft_last.get('flops'))}, RL at {_gflops(rl_last.get('flops'))} GFLOPs)")
-    if sft is None or rl is None:
-        return f"{head}: no {metric} to compare."
-    diff, se = rl.value - sft.value, _combined(rl, sft)
-    numbers = f"RL {_value(rl, rate)} vs SFT {_value(sft, rate)}"
-    clear = _clear(diff, se)
-    if diff == 0:
-        text = f"{numbers}: the two are equal ({_delta(0.0, se, rate)})."
-    else:
-        higher, lower = ("RL", "SFT") if diff > 0 else ("SFT", "RL")
-        gap = _delta(abs(diff), se, rate).lstrip("+")
-        if clear is None:
-            text = f"{numbers}: {higher} is higher by {gap} (no standard error available, so not judged)."
-        elif clear:
-            text = (f"{numbers}: {higher} is higher by {gap}, beyond {SIGNIFICANCE:g} SE — "
-                    f"{higher} generalizes better than {lower} on this shift.")
-        else:
-            text = (f"{numbers}: {higher} is higher by {gap}, within {SIGNIFICANCE:g} SE — "
-                    "no clear difference between the branches.")
-    line = f"{head}: {text}"
-    flops = [float(p.get("flops") or 0.0) for p in (sft_last, rl_last)]
-    if min(flops) > 0 and max(flops) / min(flops) - 1 > UNMATCHED_COMPUTE:
-        line += " Caution: the two last checkpoints differ in compute by more than 10%, so this is not matched."
-    return line
-
-
-def _base_line(results: dict[str, Any]) -> str | None:
-    tasks = _eval_tasks(results)
-    if "base" not in results or not tasks:
-        return None
-    metric, rate, task = _metric(results), _is_rate(_metric(results)), tasks[0]
-    base = estimate((results.get("base") or {}).get("eval", {}).get(task), metric)
-    init = estimate((results.get("init") or {}).get("eval", {}).get(task), metric)
-    if base is None or init is None:
-        return f"SFT init vs base model on {task} (ID): no {metric} to compare."
-    diff, se = init.value - base.value, _combined(base, init)
-    clear = _clear(diff, se)
-    numbers = (f"SFT init vs base model on {task} (ID): {_value(base, rate)} (base) → {_value(init, rate)} "
-               f"(SFT init), {_delta(diff, se, rate)}")
-    if clear is None:
-        return f"{numbers}; no standard error available, so whether the SFT init learned the ID task is not judged."
-    if clear and diff > 0:
-        return f"{numbers}: the SFT init is clearly above the base model, so the initialisation learned the ID task."
-    if clear:
-        return f"{numbers}: the SFT init is clearly below the base model; the initialisation made the ID task worse."
-    return (f"{numbers}: the SFT init is not clearly above the base model (within noise); "
-            "the initialisation shows no clear learning on the ID task.")
-
-
-def _notes(results: dict[str, Any]) -> list[str]:
-    metric = _metric(results)
-    notes = []
-    estimates = [estimate(m, metric) for m in _all_evals(results)]
-    if any(e is not None and e.se_source == "binomial" for e in estimates):
-        notes.append(f"Note: the results give no standard error for {metric} in some evaluations; there the "
-                     "report uses the binomial estimate sqrt(p(1-p)/n) with n = episodes"
-                     + (" (approximate: this metric averages over steps, not episodes)." if metric != "success_rate"
-                        else "."))
-    if any(e is not None and e.se_source == "none" for e in estimates):
-        notes.append(f"Note: some {metric} values have no standard error; their changes are shown but not judged.")
-    return notes
-
-
-def summary_lines(results: dict[str, Any]) -> list[str]:
-    """Plain-language findings, each computed from the numbers and their standard errors.
-
-    Per branch and eval task, the change from the SFT init to the branch's last checkpoint (clear gain,
-    clear drop or within noise at 2 combined SE); RL vs SFT on each OOD task at the last checkpoints;
-    the SFT init vs the base model on the ID task when the base was evaluated; notes on estimated errors."""
-    tasks = _eval_tasks(results)
-    branches = _branches(results)
-    lines = [_change_line(results, name, task, i) for name in branches for i, task in enumerate(tasks)]
-    if branches.get("sft") and branches.get("rl"):
-        lines += [_comparison_line(results, task, i) for i, task in enumerate(tasks) if i > 0]
-    base = _base_line(results)
-    if base:
-        lines.append(base)
-    return lines + _notes(results)
-
-
-# ------------------------------------------------------------------------------------------------- plots
-
-
-def _plot_name(task: str, taken: set[str]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", task).strip("._") or "task"
-    name, n = stem, 2
-    while name in taken:
-        name, n = f"{stem}-{n}", n + 1
-    taken.add(name)
-    return f"{name}.png"
-
-
-def _tick(value: float) -> str:
-    return f"{value:,.0f}" if 1 <= value < 1e6 else f"{value:g}"
-
-
-def _plain_log_ticks(ax: Any) -> None:
-    """Plain-number tick labels on the log x axis (mathtext labels are slow to lay out and no clearer).
-
-    Over less than two decades some minor ticks (2x, 5x; also 3x within one decade) are labelled too."""
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
-    low, high = ax.get_xlim()
-    decades = math.log10(high / low) if low > 0 else math.inf
-    if decades < 2:
-        labelled = (2, 3, 5) if decades < 1 else (2, 5)
-
-        def minor(v: float, _: Any) -> str:
-            mantissa = v / 10 ** math.floor(math.log10(v) + 1e-9)
-            return _tick(v) if round(mantissa) in labelled and abs(mantissa - round(mantissa)) < 1e-6 else ""
-
-        ax.xaxis.set_minor_formatter(FuncFormatter(minor))
-    else:
-        ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _plot_task(results: dict[str, Any], task: str, index: int, path: Path) -> None:
-    _figure(results, task, index).savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-
-
-def _figure(results: dict[str, Any], task: str, index: int) -> Any:
-    """One figure: metric vs training compute in GFLOPs (a log axis when it spans a decade), a line per
-    branch starting at the SFT init."""
-    # The object-oriented Figure renders through Agg without pyplot: no global backend switch, nothing to close.
-    metric = _metric(results)
-    rate = _is_rate(metric)
-    scale = 100.0 if rate else 1.0
-    init = results.get("init") or {}
-    fig = Figure(figsize=(6.0, 4.0), dpi=DPI)
-    ax = fig.add_subplot()
-    drawn: list[float] = []
-    for name, points in _branches(results).items():
-        series = [(init.get("flops"), init.get("eval", {}).get(task))] if init else []
-        series += [(p.get("flops"), p.get("eval", {}).get(task)) for p in points]
-        xs, ys, es = [], [], []
-        for flops, metrics in series:
-            est = estimate(metrics, metric)
-            if est is None or not flops or float(flops) <= 0:
-                continue  # a log axis has no place for zero compute
-            xs.append(float(flops) / 1e9)
-            ys.append(scale * est.value)
-            es.append(scale * est.se if est.se is not None else float("nan"))
-        drawn += xs
-        if xs:
-            style = BRANCH_STYLES.get(name, {"marker": "^", "linestyle": "-."})
-            ax.errorbar(xs, ys, yerr=es, markersize=5, capsize=3, linewidth=1.6, alpha=0.9, **style,
-                        label="continued SFT" if name == "sft" else _branch_label(name))
-    base = estimate((results.get("base") or {}).get("eval", {}).get(task), metric)
-    if base is not None:
-        ax.axhline(scale * base.value, color="0.5", linestyle=":", linewidth=1.2, label="base model")
-    if drawn and max(drawn) / min(drawn) >= 10:
-        ax.set_xscale("log")
-        _plain_log_ticks(ax)
-    else:  # within a decade a log axis may hold no labelled tick at all
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
-    ax.set_xlabel("training compute (GFLOPs)")
-    ax.set_ylabel(f"{metric} (%)" if rate else metric)
-    if rate:
-        ax.set_ylim(-3, 103)
-        ax.yaxis.set_major_formatter(PercentFormatter(100))
-    ax.set_title(f"{task} ({_shift(results, task, index)})".replace("$", r"\$"))  # no mathtext from names
-    ax.grid(True, which="major", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", frameon=False)
-    fig.tight_layout()
-    return fig
+from shiftlab.study.findings import comparisons, suite_summary_lines, summary_lines
+from shiftlab.study.numbers import (
+    all_metrics,
+    branch_label,
+    branches,
+    checkpoints,
+    delta_text,
+    duration,
+    eval_tasks,
+    gflops,
+    last_points,
+    mean_flops,
+    metric,
+    metrics_of,
+    p_text,
+    per_seed,
+    shift,
+    show,
+    task_label,
+    value_of,
+)
+from shiftlab.study.plots import write_branch_plot
+from shiftlab.study.render import html_page, markdown
+
+CSV_COLUMNS = ("branch", "seed", "step", "flops", "task", "metric", "value", "n")
+
+__all__ = ["CSV_COLUMNS", "summary_lines", "suite_summary_lines", "write_report", "write_suite_report"]
+
+
+# --------------------------------------------------------------------------------------------------- csv
+
+
+def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per scalar value of every evaluation (lists and nested dicts left out): base and init with
+    no seed and step 0, then each branch's seeds and checkpoints."""
+    rows: list[dict[str, Any]] = []
+
+    def add(branch: str, seed: str, step: Any, holder: dict[str, Any]) -> None:
+        flops = holder.get("flops")
+        for task, metrics in (holder.get("eval") or {}).items():
+            if not isinstance(metrics, dict):
+                continue
+            n = metrics.get("episodes", "")
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    rows.append({"branch": branch, "seed": seed, "step": step, "task": task, "metric": key,
+                                 "flops": "" if flops is None else flops, "value": int(value)
+                                 if isinstance(value, bool) else value, "n": n})
+
+    if "base" in results:
+        add("base", "", 0, results.get("base") or {})
+    add("init", "", 0, results.get("init") or {})
+    for name, runs in branches(results).items():
+        for seed, points in runs.items():
+            for p in points:
+                add(name, seed, p.get("step", ""), p)
+    return rows
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 # ---------------------------------------------------------------------------------------------- document
@@ -361,11 +96,6 @@ def _kv_rows(mapping: Any) -> list[list[str]]:
     return [[str(k), v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in mapping.items()]
 
 
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def _parse_time(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -373,30 +103,38 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def _config_text(config: Any) -> tuple[str, str]:
-    return "yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True).rstrip()
+def _training_seeds(results: dict[str, Any]) -> list[str]:
+    given = results.get("training_seeds")
+    if isinstance(given, list) and given:
+        return [str(s) for s in given]
+    return list(dict.fromkeys(seed for runs in branches(results).values() for seed in runs))
 
 
 def _intro(results: dict[str, Any]) -> str:
-    tasks = _eval_tasks(results)
-    branches = _branches(results)
+    tasks = eval_tasks(results)
+    runs = branches(results)
     init = results.get("init") or {}
-    flops = [float(p["flops"]) for points in branches.values() for p in points if p.get("flops") is not None]
-    top = max(flops) if flops else None
-    ood = ", ".join(f"{t} ({_shift(results, t, i)} shift)" for i, t in enumerate(tasks) if i > 0)
-    episodes = sorted({m["episodes"] for m in _all_evals(results) if isinstance(m.get("episodes"), int)})
-    runs = ", ".join(f"{'continued SFT' if n == 'sft' else _branch_label(n)} ({len(p)} checkpoint{'s' * (len(p) != 1)})"
-                     for n, p in branches.items())
-    text = (f"Starting from the model {results.get('model', '?')}, an SFT initialisation was trained on the "
-            f"in-distribution task {tasks[0] if tasks else results.get('task', '?')}"
-            f" ({_gflops(init.get('flops'))} GFLOPs), then branches were trained from it: {runs or 'none'}, "
-            f"over {_gflops(init.get('flops'))}–{_gflops(top)} GFLOPs of training compute "
-            "(counted from the start, the SFT init's included). Every checkpoint was evaluated on the ID task"
-            + (f" and on the OOD tasks {ood}" if ood else " only"))
+    flops = [float(p["flops"]) for seeds in runs.values() for points in seeds.values() for p in points
+             if isinstance(p.get("flops"), (int, float))]
+    ood = ", ".join(f"{t} ({shift(results, t)} shift)" for t in tasks if shift(results, t) != "id")
+    episodes = sorted({m["episodes"] for m in all_metrics(results) if isinstance(m.get("episodes"), int)})
+    seeds = _training_seeds(results)
+    described = ", ".join(
+        f"{'continued SFT' if n == 'sft' else branch_label(n)} "
+        f"({max((len(p) for p in s.values()), default=0)} checkpoints per seed)" for n, s in runs.items())
+    text = (f"Starting from the model {results.get('model', '?')}, one SFT initialisation was trained on the "
+            f"in-distribution task {results.get('task') or (tasks[0] if tasks else '?')} "
+            f"({gflops(init.get('flops'))} GFLOPs); from it, each branch was trained with "
+            f"{len(seeds)} training seed{'s' * (len(seeds) != 1)} ({', '.join(seeds) or '–'}): "
+            f"{described or 'none'}, over {gflops(init.get('flops'))}–{gflops(max(flops) if flops else None)} "
+            "GFLOPs of training compute (counted from the start, the SFT init's included). Every checkpoint was "
+            "evaluated on the ID task" + (f" and on the OOD tasks {ood}" if ood else " only"))
     if episodes:
         count = str(episodes[0]) if len(episodes) == 1 else f"{episodes[0]}–{episodes[-1]}"
-        text += f", with {count} episodes per evaluation"
-    text += f". Headline metric: {_metric(results)}; ± is one standard error."
+        text += f", with {count} episodes per evaluation, the same episodes for every model"
+    text += (f". Headline metric: {metric(results)}. A rate is shown with its 95% Wilson interval in brackets "
+             "(for a branch: the mean over seeds, and the interval of the seeds' pooled episodes); any other "
+             "metric as mean ± one standard error.")
     if results.get("env"):
         options = ", ".join(f"{k}={v}" for k, v in results["env"].items())
         text += f" Every task ran with these environment options over its preset's: {options}."
@@ -405,133 +143,138 @@ def _intro(results: dict[str, Any]) -> str:
     return text
 
 
-def _blocks(results: dict[str, Any], plots: list[tuple[str, str, Path]]) -> list[tuple]:
-    """The report as blocks: ("h1"|"h2"|"h3"|"p", text), ("ul", items), ("table", header, rows),
-    ("img", alt, relative path, file), ("pre", language, text)."""
-    metric, rate = _metric(results), _is_rate(_metric(results))
-    tasks = _eval_tasks(results)
-    branches = _branches(results)
-    init = results.get("init") or {}
-    blocks: list[tuple] = [
-        ("h1", f"Study report: {results.get('preset', '?')} — {results.get('task', tasks[0] if tasks else '?')}"),
-        ("p", _intro(results)),
-        ("h2", "What the numbers show"),
-    ]
-    lines = summary_lines(results)
-    findings = [line for line in lines if not line.startswith("Note:")]
-    blocks.append(("ul", findings) if findings else ("p", "No findings: the results hold no numbers to compare."))
-    blocks += [("p", line) for line in lines if line.startswith("Note:")]
-
-    blocks.append(("h2", "Plots"))
-    for _task, alt, path in plots:
-        blocks.append(("img", alt, f"plots/{path.name}", path))
-
-    header = ["model", *(_task_label(results, t, i) for i, t in enumerate(tasks)), "compute (GFLOPs)"]
-
-    def cells(point: dict[str, Any]) -> list[str]:
-        evals = point.get("eval") or {}
-        return [_value(estimate(evals.get(t), metric), rate) for t in tasks]
-
-    def row(label: str, point: dict[str, Any], flops: Any) -> list[str]:
-        return [label, *cells(point), _gflops(flops)]
-
+def _final_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    name, tasks = metric(results), eval_tasks(results)
+    header = ["model", *(task_label(results, t) for t in tasks), "compute (GFLOPs)"]
     rows = []
     if "base" in results:
-        rows.append(row("base", results.get("base") or {}, None))
-    rows.append(row("SFT init", init, init.get("flops")))
-    for name, points in branches.items():
-        if points:
-            rows.append(row(f"{_branch_label(name)} (last)", points[-1], points[-1].get("flops")))
-    blocks += [("h2", f"Final results ({metric})"), ("table", header, rows)]
+        base = results.get("base") or {}
+        rows.append(["base", *(show(value_of([metrics_of(base, t)], name)) for t in tasks), gflops(base.get("flops"))])
+    init = results.get("init") or {}
+    rows.append(["SFT init", *(show(value_of([metrics_of(init, t)], name)) for t in tasks), gflops(init.get("flops"))])
+    for branch, runs in branches(results).items():
+        lasts = list(last_points(runs).values())
+        if lasts:
+            label = f"{branch_label(branch)} (last, mean of {len(lasts)} seed{'s' * (len(lasts) != 1)})"
+            rows.append([label, *(show(value_of([metrics_of(p, t) for p in lasts], name)) for t in tasks),
+                         gflops(mean_flops(lasts))])
+    return header, rows
 
-    blocks.append(("h2", "Checkpoints"))
-    for name, points in branches.items():
-        who = "continued SFT" if name == "sft" else _branch_label(name)
-        cp_rows = [["SFT init", _gflops(init.get("flops")), *cells(init)]]
-        cp_rows += [[str(p.get("step", "?")), _gflops(p.get("flops")), *cells(p)] for p in points]
-        blocks += [("h3", f"Branch: {who}"), ("table", ["step", "GFLOPs", *tasks], cp_rows)]
 
-    blocks.append(("h2", "Reproducibility"))
-    language, config = _config_text(results.get("config", {}))
-    blocks += [("h3", "Config"), ("pre", language, config)]
-    for key, title in (("seeds", "Seeds"), ("versions", "Versions"), ("machine", "Machine")):
-        kv = _kv_rows(results.get(key))
+def _checkpoint_blocks(results: dict[str, Any]) -> list[tuple]:
+    name, tasks = metric(results), eval_tasks(results)
+    init = results.get("init") or {}
+    blocks: list[tuple] = [("h2", "Checkpoints")]
+    for branch, runs in branches(results).items():
+        seeds = list(runs)
+        header = ["step", "GFLOPs (mean)", *(f"{task_label(results, t)}: mean [95% CI] (seeds {' / '.join(seeds)})"
+                                             for t in tasks)]
+        rows = [["SFT init", gflops(init.get("flops")),
+                 *(show(value_of([metrics_of(init, t)], name)) for t in tasks)]]
+        for step, by_seed in checkpoints(runs):
+            cells = []
+            for t in tasks:
+                value = value_of([metrics_of(by_seed.get(s), t) for s in seeds], name)
+                cells.append(f"{show(value)} ({per_seed(value)})" if value is not None else "–")
+            rows.append([str(step), gflops(mean_flops(list(by_seed.values()))), *cells])
+        who = "continued SFT" if branch == "sft" else branch_label(branch)
+        blocks += [("h3", f"Branch: {who}"), ("table", header, rows)]
+    return blocks
+
+
+def _pretraining_blocks(results: dict[str, Any]) -> list[tuple]:
+    blocks: list[tuple] = []
+    seen = results.get("pretraining")
+    if isinstance(seen, dict):
+        reused = {True: "the cache was reused from an earlier run.", False: "it was built for this study."}
+        where = (f"The base model was pretrained on the mixture with hash {seen.get('hash', '?')}, cached at "
+                 f"{seen.get('cache', '?')}; {reused.get(seen.get('reused'), 'whether it was reused is not recorded.')}")
+        blocks += [("h2", "What the base saw"), ("p", where)]
+        sources = [s for s in seen.get("sources") or [] if isinstance(s, dict)]
+        if sources:
+            rows = [[str(s.get("task", "?")), ", ".join(f"{k}={v}" for k, v in (s.get("env") or {}).items()) or "–",
+                     str(s.get("episodes", "–")), str(s.get("revisions", "–"))] for s in sources]
+            blocks.append(("table", ["task", "environment options", "episodes", "revisions"], rows))
+        if seen.get("support") is not None:
+            blocks.append(("p", f"Support rows (short facts the tasks build on): {seen['support']}."))
+        held_out = [str(line) for line in seen.get("held_out") or []]
+        if held_out:
+            blocks += [("p", "Held out: evaluation combinations the base never saw:"), ("ul", held_out)]
+    leakage = results.get("leakage")
+    if isinstance(leakage, dict) and leakage:
+        if not blocks:
+            blocks.append(("h2", "Evaluation episodes in training data"))
+        lines = [f"{task}: {check.get('found_in_training', '?')} of {check.get('episodes', '?')} evaluation episodes "
+                 "occur in any training data" for task, check in leakage.items() if isinstance(check, dict)]
+        blocks += [("p", "Every evaluation episode was checked against all training data "
+                         "(pretraining, the SFT init, continued SFT, RL):"), ("ul", lines)]
+    return blocks
+
+
+def _timing_table(timing: Any) -> list[list[str]]:
+    if not isinstance(timing, dict) or not timing:
+        return []
+    numeric = {k: float(v) for k, v in timing.items() if isinstance(v, (int, float))}
+    rows = [[str(k), f"{numeric[k]:.1f}", duration(numeric[k])] if k in numeric else [str(k), str(v), "–"]
+            for k, v in timing.items()]
+    rows.append(["total", f"{sum(numeric.values()):.1f}", duration(sum(numeric.values()))])
+    return rows
+
+
+def _config_text(config: Any) -> str:
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True).rstrip()
+
+
+def _findings_blocks(lines: list[str]) -> list[tuple]:
+    findings = [line for line in lines if not line.startswith(("Note:", "Caution:"))]
+    blocks: list[tuple] = [("ul", findings) if findings else ("p", "No findings: the results hold no numbers to compare.")]
+    return blocks + [("p", line) for line in lines if line.startswith(("Note:", "Caution:"))]
+
+
+def _blocks(results: dict[str, Any], plots: list[tuple[str, Path]]) -> list[tuple]:
+    tasks = eval_tasks(results)
+    blocks: list[tuple] = [
+        ("h1", f"Study report: {results.get('preset', '?')} — {results.get('task') or (tasks[0] if tasks else '?')}"),
+        ("p", _intro(results)),
+        ("h2", "What the numbers show"),
+        *_findings_blocks(summary_lines(results)),
+    ]
+    header, rows = _final_table(results)
+    blocks += [("h2", f"Final results ({metric(results)})"), ("table", header, rows)]
+    blocks.append(("h2", "Plots"))
+    blocks += [("img", alt, f"plots/{path.name}", path) for alt, path in plots]
+    blocks += _checkpoint_blocks(results)
+    blocks += _pretraining_blocks(results)
+    timing = _timing_table(results.get("timing"))
+    if timing:
+        blocks += [("h2", "Time per stage"), ("table", ["stage", "seconds", "h:mm:ss"], timing)]
+
+    blocks += [("h2", "Reproducibility"), ("h3", "Config"), ("pre", "yaml", _config_text(results.get("config", {})))]
+    seeds = _kv_rows(results.get("seed_ranges") or results.get("seeds"))
+    if results.get("training_seeds"):
+        seeds.insert(0, ["training seeds (one run of each branch per seed)",
+                         ", ".join(str(s) for s in results["training_seeds"])])
+    for title, kv in (("Seeds", seeds), ("Versions", _kv_rows(results.get("versions"))),
+                      ("Machine", _kv_rows(results.get("machine")))):
         if kv:
             blocks += [("h3", title), ("table", ["key", "value"], kv)]
-    timing = results.get("timing") or {}
-    if isinstance(timing, dict) and timing:
-        numeric = {k: float(v) for k, v in timing.items() if isinstance(v, (int, float))}
-        trows = [[str(k), f"{float(v):.1f}", _duration(float(v))] if k in numeric else [str(k), str(v), "–"]
-                 for k, v in timing.items()]
-        trows.append(["total", f"{sum(numeric.values()):.1f}", _duration(sum(numeric.values()))])
-        blocks += [("h3", "Timing per stage"), ("table", ["stage", "seconds", "h:mm:ss"], trows)]
     started, finished = results.get("started"), results.get("finished")
     when = f"Started {started or '–'}, finished {finished or '–'}"
     t0, t1 = _parse_time(started), _parse_time(finished)
     if t0 and t1 and (t0.tzinfo is None) == (t1.tzinfo is None):
-        when += f" (wall clock {_duration((t1 - t0).total_seconds())})"
-    blocks.append(("p", when + ". The raw results are in results.json next to this report."))
+        when += f" (wall clock {duration((t1 - t0).total_seconds())})"
+    blocks.append(("p", when + ". The raw results are in results.json next to this report, and every value "
+                              "one per row in results.csv."))
     return blocks
 
 
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _markdown(blocks: list[tuple]) -> str:
-    out: list[str] = []
-    for block in blocks:
-        kind = block[0]
-        if kind in ("h1", "h2", "h3"):
-            out.append(f"{'#' * int(kind[1])} {block[1]}")
-        elif kind == "p":
-            out.append(block[1])
-        elif kind == "ul":
-            out.append("\n".join(f"- {item}" for item in block[1]))
-        elif kind == "table":
-            header, rows = block[1], block[2]
-            lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-            lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-            out.append("\n".join(lines))
-        elif kind == "img":
-            out.append(f"![{block[1]}]({block[2]})")
-        elif kind == "pre":
-            out.append(f"```{block[1]}\n{block[2]}\n```")
-    return "\n\n".join(out) + "\n"
-
-
-_CSS = (
-    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:960px;margin:2em auto;padding:0 1em;"
-    "color:#222;line-height:1.45}table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #ccc;"
-    "padding:.25em .6em;text-align:left}th{background:#f3f3f3}pre{background:#f6f6f6;padding:.8em;overflow:auto}"
-    "img{max-width:100%;display:block;margin:.5em 0 1em}li{margin:.3em 0}"
-)
-
-
-def _html(blocks: list[tuple]) -> str:
-    esc = html.escape
-    title = next((b[1] for b in blocks if b[0] == "h1"), "Study report")
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           f"<title>{esc(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
-    for block in blocks:
-        kind = block[0]
-        if kind in ("h1", "h2", "h3", "p"):
-            out.append(f"<{kind}>{esc(block[1])}</{kind}>")
-        elif kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{esc(item)}</li>" for item in block[1]) + "</ul>")
-        elif kind == "table":
-            header, rows = block[1], block[2]
-            out.append("<table><thead><tr>" + "".join(f"<th>{esc(str(h))}</th>" for h in header)
-                       + "</tr></thead><tbody>"
-                       + "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-                       + "</tbody></table>")
-        elif kind == "img":
-            data = base64.b64encode(Path(block[3]).read_bytes()).decode("ascii")
-            out.append(f'<img alt="{esc(block[1])}" src="data:image/png;base64,{data}">')
-        elif kind == "pre":
-            out.append(f"<pre>{esc(block[2])}</pre>")
-    out += ["</body>", "</html>"]
-    return "\n".join(out) + "\n"
+def _plot_name(name: str, taken: set[str]) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "branch"
+    unique, n = stem, 2
+    while unique in taken:
+        unique, n = f"{stem}-{n}", n + 1
+    taken.add(unique)
+    return f"{unique}.png"
 
 
 def _json_default(value: Any) -> Any:
@@ -543,23 +286,118 @@ def _json_default(value: Any) -> Any:
 
 
 def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
-    """Write report.md, report.html (self-contained), plots/<task>.png and results.json under `out_dir`.
+    """Write report.md, report.html (self-contained), plots/<branch>.png, results.json and results.csv
+    under `out_dir`.
 
-    Returns {"markdown": path, "html": path, "json": path, "plots": [paths, one per eval task]}."""
+    Returns {"markdown", "html", "json", "csv": paths, "plots": [paths, one per branch]}."""
     out = Path(out_dir)
     plot_dir = out / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out / "results.json"
+    json_path, csv_path = out / "results.json", out / "results.csv"
     json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=_json_default) + "\n",
                          encoding="utf-8")
+    _write_csv(csv_rows(results), csv_path)
     taken: set[str] = set()
-    plots: list[tuple[str, str, Path]] = []
-    for index, task in enumerate(_eval_tasks(results)):
-        path = plot_dir / _plot_name(task, taken)
-        _plot_task(results, task, index, path)
-        plots.append((task, f"{_metric(results)} vs training compute on {_task_label(results, task, index)}", path))
+    plots: list[tuple[str, Path]] = []
+    for branch in branches(results):
+        path = plot_dir / _plot_name(branch, taken)
+        write_branch_plot(results, branch, path)
+        plots.append((f"{branch_label(branch)} branch: {metric(results)} vs training compute", path))
     blocks = _blocks(results, plots)
     md_path, html_path = out / "report.md", out / "report.html"
-    md_path.write_text(_markdown(blocks), encoding="utf-8")
-    html_path.write_text(_html(blocks), encoding="utf-8")
-    return {"markdown": md_path, "html": html_path, "json": json_path, "plots": [p for _, _, p in plots]}
+    md_path.write_text(markdown(blocks), encoding="utf-8")
+    html_path.write_text(html_page(blocks), encoding="utf-8")
+    return {"markdown": md_path, "html": html_path, "json": json_path, "csv": csv_path,
+            "plots": [p for _, p in plots]}
+
+
+# ------------------------------------------------------------------------------------------------- suite
+
+
+def _rl_sft_cell(results: dict[str, Any], task: str) -> str:
+    found = [c for kind, c in comparisons(results) if kind == "rl-sft" and c.task == task]
+    if not found or found[0].diff is None:
+        return "–"
+    c = found[0]
+    rate = c.value_a.rate
+    if c.paired is None:
+        return f"{delta_text(c.diff, None, None, rate)} (unpaired)"
+    return f"{delta_text(c.paired.diff, c.paired.ci_low, c.paired.ci_high, rate)}, p = {p_text(c.paired.p)}"
+
+
+def _suite_table(studies: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = ["study (ID task)", "evaluated on", "SFT init", "SFT (last)", "RL (last)", "RL − SFT (paired test)"]
+    rows = []
+    for results in studies:
+        name, runs = metric(results), branches(results)
+        lasts = {b: list(last_points(runs.get(b) or {}).values()) for b in ("sft", "rl")}
+        for task in eval_tasks(results):
+            rows.append([str(results.get("task", "?")), task_label(results, task),
+                         show(value_of([metrics_of(results.get("init"), task)], name)),
+                         *(show(value_of([metrics_of(p, task) for p in lasts[b]], name)) for b in ("sft", "rl")),
+                         _rl_sft_cell(results, task)])
+    return header, rows
+
+
+def _suite_timing(studies: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    names = [str(r.get("task", i)) for i, r in enumerate(studies)]
+    timings = [r.get("timing") if isinstance(r.get("timing"), dict) else {} for r in studies]
+    stages = list(dict.fromkeys(stage for t in timings for stage in t))
+    rows = [[str(stage), *(duration(float(t[stage])) if isinstance(t.get(stage), (int, float)) else "–"
+                           for t in timings)] for stage in stages]
+    totals = [duration(sum(float(v) for v in t.values() if isinstance(v, (int, float)))) for t in timings]
+    return ["stage", *names], [*rows, ["total", *totals]]
+
+
+def _suite_blocks(studies: Sequence[dict[str, Any]], title: str) -> list[tuple]:
+    metrics = sorted({metric(r) for r in studies})
+    blocks: list[tuple] = [
+        ("h1", title),
+        ("p", f"{len(studies)} SFT-vs-RL studies, one per in-distribution task "
+              f"({', '.join(str(r.get('task', '?')) for r in studies)}), headline metric {', '.join(metrics)}. "
+              "Each row is one evaluation task of one study, at the last checkpoints, each branch the mean over its "
+              "seeds with the 95% Wilson interval of its pooled episodes; the last column is RL minus SFT with "
+              "its paired bootstrap 95% CI and the paired permutation test's p."),
+    ]
+    header, rows = _suite_table(studies)
+    blocks += [("h2", "Side by side"), ("table", header, rows)]
+    blocks.append(("h2", "Findings per study"))
+    every = [summary_lines(results) for results in studies]
+    shared: list[str] = []  # notes every study repeats (how the tests work) are shown once, after the studies
+    for results, lines in zip(studies, every, strict=True):
+        notes = [line for line in lines if line.startswith(("Note:", "Caution:"))
+                 and all(line in other for other in every)]
+        shared += [line for line in notes if line not in shared]
+        blocks += [("h3", f"{results.get('task', '?')} (preset {results.get('preset', '?')})"),
+                   *_findings_blocks([line for line in lines if line not in notes])]
+    blocks += [("p", line) for line in shared]
+    blocks += [("h2", "What the numbers show"), ("p", " ".join(suite_summary_lines(studies)))]
+    header, rows = _suite_timing(studies)
+    blocks += [("h2", "Time per stage (h:mm:ss)"), ("table", header, rows)]
+    links = []
+    for results in studies:
+        where = results.get("report_dir")
+        if where:
+            base = Path(str(where)).as_posix()
+            links += [(f"{results.get('task', '?')}: report (HTML)", f"{base}/report.html"),
+                      (f"{results.get('task', '?')}: report (Markdown)", f"{base}/report.md")]
+    blocks.append(("h2", "Each study's report"))
+    blocks.append(("links", links) if links else ("p", "No study gave its report directory."))
+    blocks.append(("p", "Every value of every study is one row of results.csv next to this report."))
+    return blocks
+
+
+def write_suite_report(studies: Sequence[dict[str, Any]], out_dir: str | Path,
+                       title: str = "SFT vs RL across tasks") -> dict[str, Path]:
+    """Write report.md, report.html and results.csv (every study's rows) for several studies under `out_dir`.
+
+    Each study is a results dict as write_report takes; an optional "report_dir" (relative to `out_dir`)
+    is linked. Returns {"markdown", "html", "csv": paths}."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path, html_path = out / "results.csv", out / "report.md", out / "report.html"
+    _write_csv([row for results in studies for row in csv_rows(results)], csv_path)
+    blocks = _suite_blocks(studies, title)
+    md_path.write_text(markdown(blocks), encoding="utf-8")
+    html_path.write_text(html_page(blocks), encoding="utf-8")
+    return {"markdown": md_path, "html": html_path, "csv": csv_path}

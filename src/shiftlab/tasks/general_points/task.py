@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -16,7 +17,11 @@ from shiftlab.tasks.general_points.prompt import GeneralPointsPrompt
 
 NAME = "general-points"
 ENV_ID = "shiftlab/GeneralPoints-v0"
-PRETRAINING_TARGETS = (12, 18, 24, 30)  # 24 is the target of every study preset; the others vary the game
+# Every preset asks for 24. Pretraining varies the target and the hand size under both rules; a study
+# holds out the combinations its OOD evaluations pose (`Task.is_held_out`), so the base meets the
+# shifted rule only with other targets or hand sizes.
+PRETRAINING_TARGETS = (12, 18, 24, 30)
+PRETRAINING_CARDS = (3, 4)
 
 
 def _preset(name: str, shift: str, description: str, **env_kwargs: Any) -> TaskPreset:
@@ -51,6 +56,7 @@ class GeneralPoints(Task):
     turn_keys = ("outcome", "feedback", "cards_correct", "attempts_left")
     report_metrics = ("recognition_accuracy",)
     corpus_options = MappingProxyType({"resolution": 64})  # the text does not depend on the image size
+    problem_keys = ("observation", "face_cards_as_ten", "target", "num_cards", "suit_color")
 
     def expert_answer(self, info: Mapping) -> str:
         return expert_answer(info)
@@ -66,21 +72,19 @@ class GeneralPoints(Task):
         return {}
 
     def pretraining_sources(self, episodes: int, images: bool) -> list[Source]:
-        """Both face-card rules and several targets as text, some with a revision turn; as images,
-        both rules in every suit colour."""
-        sources = []
-        for ten in (True, False):
-            if images:
-                for color in ("black", "red", "mixed"):
-                    sources.append(Source("gp-vl", episodes // 4, {"face_cards_as_ten": ten, "suit_color": color}))
-                continue
-            for target in PRETRAINING_TARGETS:
-                sources.append(Source("gp-l", episodes // 2, {"face_cards_as_ten": ten, "target": target}))
-            sources.append(Source("gp-l", episodes // 4, {"face_cards_as_ten": ten}, revisions=1))
+        """As text: both rules with every target and hand size, and some episodes with a revision turn.
+        As images: each suit colour under both rules."""
+        if images:
+            return [Source("gp-vl", episodes // 4, {"face_cards_as_ten": ten, "suit_color": color})
+                    for ten in (True, False) for color in ("black", "red", "mixed")]
+        sources = [Source("gp-l", episodes // 4, {"face_cards_as_ten": ten, "target": target, "num_cards": cards})
+                   for ten in (True, False) for target in PRETRAINING_TARGETS for cards in PRETRAINING_CARDS]
+        sources += [Source("gp-l", episodes // 4, {"face_cards_as_ten": ten, "target": PRETRAINING_TARGETS[1]},
+                           revisions=1) for ten in (True, False)]
         return sources
 
     def support_questions(self, images: bool) -> list[SupportQuestion]:
-        return [_read_cards] if images else [_arithmetic, _card_value]
+        return [_read_cards] if images else [_arithmetic, _card_value, _hand_numbers]
 
 
 def _arithmetic(rng: np.random.Generator) -> tuple[str, str, None]:
@@ -96,6 +100,15 @@ def _card_value(rng: np.random.Generator) -> tuple[str, str, None]:
     ten = bool(rng.integers(2))
     return (f"If {face_card_rule(ten)}, what number does the card {rank} stand for?", str(rank_value(rank, ten)),
             None)
+
+
+def _hand_numbers(rng: np.random.Generator) -> tuple[str, str, None]:
+    """The first half of every answer on its own: copy a hand and give each card's number under a rule."""
+    hand = [RANKS[int(i)] for i in rng.integers(len(RANKS), size=int(rng.integers(2, 6)))]
+    ten = bool(rng.integers(2))
+    numbers = [rank_value(rank, ten) for rank in hand]
+    return (f"Cards: {', '.join(hand)}. If {face_card_rule(ten)}, which number does each card stand for?",
+            json.dumps({"cards": hand, "number": numbers}), None)
 
 
 def _read_cards(rng: np.random.Generator) -> tuple[str, str, Any]:

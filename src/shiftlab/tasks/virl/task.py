@@ -17,6 +17,7 @@ from shiftlab.tasks.virl.expert import expert_answer, random_answer
 from shiftlab.tasks.virl.geo import DIRECTIONS
 from shiftlab.tasks.virl.milestones import relative_turn
 from shiftlab.tasks.virl.prompt import VirlPrompt
+from shiftlab.tasks.virl.rail import ABSOLUTE_DIRECTIONS, RELATIVE_DIRECTIONS, turn
 
 NAME = "virl"
 ENV_ID = "shiftlab/VIRL-v0"
@@ -63,6 +64,7 @@ class Virl(Task):
     # Tiny views (the text does not depend on them), and training districts only, so that no
     # held-out route reaches a tokenizer.
     corpus_options = MappingProxyType({"resolution": 32, "split": "train"})
+    problem_keys = ("observation", "action_space", "city", "split", "route_lengths", "data_dir")
 
     def expert_answer(self, info: Mapping) -> str:
         return expert_answer(info)
@@ -100,7 +102,7 @@ class Virl(Task):
         return sources
 
     def support_questions(self, images: bool) -> list[SupportQuestion]:
-        return [] if images else [_turn, _facing]
+        return [] if images else [_turn, _facing, _instruction_action]
 
 
 def _step_accuracy(records: Sequence[dict]) -> dict[str, float]:
@@ -114,6 +116,20 @@ def _turn(rng: np.random.Generator) -> tuple[str, str, None]:
         end = (end + 2) % len(DIRECTIONS)
     return (f"You face {DIRECTIONS[start]} and must face {DIRECTIONS[end]}. Which way do you turn?",
             relative_turn(45.0 * start, 45.0 * end), None)
+
+
+def _instruction_action(rng: np.random.Generator) -> tuple[str, str, None]:
+    """A turn sentence as the routes write it (both words of the turn are in it) and the action it asks
+    for in either action space: copying the right word is the whole of the rule."""
+    start, end = (int(x) for x in rng.integers(len(DIRECTIONS), size=2))
+    if start == end:
+        end = (end + 3) % len(DIRECTIONS)
+    word = relative_turn(45.0 * start, 45.0 * end)
+    space = ("absolute", "relative")[int(rng.integers(2))]
+    choices = ", ".join(RELATIVE_DIRECTIONS if space == "relative" else ABSOLUTE_DIRECTIONS)
+    answer = turn(word if space == "relative" else DIRECTIONS[end])
+    return (f'The instruction says: "Turn {word} to face {DIRECTIONS[end]}." Which action carries it out, '
+            f"where turn_direction(x) takes x from: {choices}?", answer, None)
 
 
 def _facing(rng: np.random.Generator) -> tuple[str, str, None]:

@@ -21,7 +21,7 @@ MAX_EPISODES_PER_STEP = 65_536
 # Settings a resumed run must share with the run it continues, or its steps would not follow.
 RESUME_KEYS = ("model", "algorithm", "task", "env", "rewards", "prompts_per_step", "group_size", "data_seed",
                "seed", "max_new_tokens", "temperature", "top_p", "lora", "lora_r", "lora_alpha", "lora_dropout",
-               "lora_targets", "value_hidden")
+               "lora_targets", "value_hidden", "overlong", "overlong_buffer", "overlong_penalty")
 
 
 @dataclass
@@ -70,6 +70,15 @@ class RLConfig:
     kl_placement: Literal["loss", "reward"] = field(
         default="loss", metadata={"help": "KL as a loss term, or subtracted from the rewards (k1 there)"})
     kl_straight_through: bool = field(default=False, metadata={"help": "value of the estimator, gradient of k2"})
+    target_kl: float | None = field(
+        default=None, metadata={"help": "stop a step's remaining updates once a mini-batch's approx_kl exceeds this"})
+    entropy_coef: float = field(default=0.0, metadata={"help": "weight of the entropy bonus (0: none)"})
+    overlong: Literal["keep", "filter", "penalty"] = field(
+        default="keep", metadata={"help": "answers cut at max_new_tokens: keep them, leave them out of the loss "
+                                          "(DAPO's overlong filtering), or penalise length (DAPO's soft penalty)"})
+    overlong_buffer: int = field(default=16, metadata={"help": "penalty: it grows linearly over the last N tokens "
+                                                              "before max_new_tokens"})
+    overlong_penalty: float = field(default=1.0, metadata={"help": "penalty at max_new_tokens"})
 
     # GRPO
     advantage: Literal["grpo", "dr_grpo", "rloo"] = field(
@@ -127,8 +136,10 @@ class RLConfig:
             "clip_low": (0, 1), "clip_high": (0, 1), "ppo_clip": (0, 1), "gamma": (0, 1), "gae_lambda": (0, 1),
             "thought_coef": (0, 1), "dual_clip": (1, None), "kl_coef": (0, None), "value_coef": (0, None),
             "value_clip": (0, None), "value_hidden": (1, 65_536), "save_total_limit": (1, None),
+            "target_kl": (0, None), "entropy_coef": (0, None), "overlong_buffer": (1, MAX_NEW_TOKENS),
+            "overlong_penalty": (0, None),
         }, above=("learning_rate", "adam_eps", "max_grad_norm", "top_p", "clip_low", "clip_high", "ppo_clip",
-                  "dual_clip", "value_clip"),
+                  "dual_clip", "value_clip", "target_kl"),
            below=("clip_low", "clip_high", "ppo_clip"))
         check_lora_ranges(self)
         if self.prompts_per_step * self.group_size > MAX_EPISODES_PER_STEP:

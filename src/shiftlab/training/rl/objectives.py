@@ -176,6 +176,17 @@ def ppo_clip_loss(logp: Tensor, logp_old: Tensor, advantages: Tensor, mask: Tens
     return loss, {"ratio_mean": ratio_mean, "clip_frac_low": low, "clip_frac_high": high, "approx_kl": kl}
 
 
+def overlong_penalty(length: int, max_tokens: int, buffer: int, penalty: float = 1.0) -> float:
+    """DAPO's soft overlong punishment: 0 up to `max_tokens - buffer` tokens, then falling linearly to
+    `-penalty` at `max_tokens` (an answer cut there)."""
+    start = max_tokens - buffer
+    if length <= start:
+        return 0.0
+    if length >= max_tokens:
+        return -penalty
+    return -penalty * (length - start) / buffer
+
+
 def kl_penalty(logp: Tensor, logp_ref: Tensor, estimator: str = "k3", straight_through: bool = False) -> Tensor:
     """Per-token estimate of KL(pi_theta || pi_ref) from tokens sampled from pi_theta.
 

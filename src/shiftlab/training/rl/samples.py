@@ -185,12 +185,13 @@ def _shared_logits(model: Any, batch: Batch, hidden: bool) -> tuple[torch.Tensor
     return logits, state
 
 
-def response_logprobs(model: Any, batch: Batch, temperature: float = 1.0, hidden: bool = False
-                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+def response_logprobs(model: Any, batch: Batch, temperature: float = 1.0, hidden: bool = False,
+                      entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Log-probabilities of the answer tokens under `model` ([B, R], right-aligned), the final hidden
     state at each row's last prompt token (for a value head, when `hidden`), and the mean token
-    entropy (detached). Logits are divided by the sampling temperature, so the log-probabilities are
-    those of the distribution the answers were drawn from."""
+    entropy (detached, unless `entropy_grad`: an entropy bonus needs its gradient). Logits are divided
+    by the sampling temperature, so the log-probabilities are those of the distribution the answers
+    were drawn from."""
     state = None
     if batch.shared is not None:
         logits, state = _shared_logits(model, batch, hidden)
@@ -205,7 +206,7 @@ def response_logprobs(model: Any, batch: Batch, temperature: float = 1.0, hidden
         logits = logits / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, batch.response.unsqueeze(-1)).squeeze(-1)
-    with torch.no_grad():
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
         entropy = -(logp_all.exp() * logp_all).sum(-1)
         entropy = (entropy * batch.mask).sum() / batch.mask.sum().clamp(min=1)
     return logp, state, entropy

@@ -116,6 +116,7 @@ class RLResult:
     steps: int
     flops: float
     log: list[dict[str, Any]] = field(default_factory=list)
+    episodes_drawn: int = 0  # training episode indices 0 .. episodes_drawn - 1 were played (env seed data_seed + i)
 
 
 def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
@@ -260,6 +261,9 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                     for k, turn in enumerate(trajectory.turns):
                         last = k == len(trajectory.turns) - 1
                         reward = turn.reward if config.rewards == "per_attempt" else float(trajectory.success and last)
+                        if config.overlong == "penalty":
+                            reward += obj.overlong_penalty(len(turn.token_ids), config.max_new_tokens,
+                                                           config.overlong_buffer, config.overlong_penalty)
                         samples.append(Sample(torch.tensor(turn.prompt_ids, dtype=torch.long),
                                               torch.tensor(turn.token_ids, dtype=torch.long), dict(turn.prompt_extras),
                                               action_start(policy.tokenizer, turn.token_ids, answer_key), reward,
@@ -291,24 +295,31 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                 for sample in samples:
                     sample.reward -= config.kl_coef * float((sample.logp_old - sample.logp_ref).sum())
 
-            # 4. Advantages.
+            # 4. Advantages. Overlong filtering then leaves cut answers out of the loss: their reward says
+            # more about the length limit than about the answer.
             _advantages(config, samples, len(episodes))
+            truncated = [s.response_ids.numel() >= config.max_new_tokens for s in samples]
+            truncated_share = _mean([float(t) for t in truncated])
+            if config.overlong == "filter":
+                samples = [s for s, cut in zip(samples, truncated, strict=True) if not cut]
 
             # 5. Update.
             model.train()
             metrics: dict[str, list[float]] = defaultdict(list)
             generator = torch.Generator().manual_seed(int(np.random.SeedSequence([config.seed, step]).generate_state(1)[0]))
             update_started = time.perf_counter()
+            stopped = False
             for _epoch in range(config.epochs if samples else 0):
                 order = torch.randperm(len(samples), generator=generator).tolist()
                 for part in np.array_split(np.array(order), config.mini_batches):
                     chosen = [samples[i] for i in part]
-                    if not chosen:
+                    if not chosen or stopped:
                         continue
                     totals = {"num_sequences": float(len(chosen)),
                               "num_tokens": float(sum(s.response_ids.numel() for s in chosen)),
                               "max_tokens": config.max_new_tokens}
                     optimizer.zero_grad(set_to_none=True)
+                    kls = []
                     for micro in _micro_batches(chosen, config.micro_batch_size):
                         batch = collate(micro, pad_id, device, share)
                         with accelerator.autocast():
@@ -318,6 +329,12 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                         counters.tokens_trained += batch.tokens
                         for key, value in parts.items():
                             metrics[key].append(value)
+                        kls.append(parts.get("approx_kl", 0.0))
+                    # The KL guard: a mini-batch that moved the policy too far from the one that sampled is
+                    # not applied, and the step's remaining updates are skipped.
+                    if config.target_kl is not None and _mean(kls) > config.target_kl:
+                        stopped = True
+                        continue
                     grad_norm = accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
                     metrics["grad_norm"].append(float(grad_norm))
                     optimizer.step()
@@ -338,7 +355,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                 "success_rate": _mean([float(t.success) for t in episodes]),
                 "turns_per_episode": _mean([len(t.turns) for t in episodes]),
                 "answer_tokens_mean": answer_tokens / max(len(samples), 1),
-                "truncated_answers": _mean([float(s.response_ids.numel() >= config.max_new_tokens) for s in samples]),
+                "truncated_answers": truncated_share, "kl_stopped": float(stopped),
                 "groups_kept": len(groups), "groups_dropped": dropped, "sampling_rounds": rounds,
                 "lr": scheduler.get_last_lr()[0],
                 "seconds/step": seconds, "seconds/rollout": rollout_seconds, "seconds/update": update_seconds,
@@ -368,7 +385,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                   tokens_rollout=counters.tokens_rollout, tokens_scored=counters.tokens_scored,
                   flops_total=totals["flops"], flops_train=totals["flops_train"],
                   flops_inference=totals["flops_inference"])
-    return RLResult(output, final, counters.step, totals["flops"], log.read())
+    return RLResult(output, final, counters.step, totals["flops"], log.read(), counters.next_episode)
 
 
 def _episode_score(config: RLConfig, trajectory: Any) -> float:
@@ -403,12 +420,13 @@ def _advantages(config: RLConfig, samples: list[Sample], n_episodes: int) -> Non
 
 def _micro_loss(config: RLConfig, model: Any, value_head: Any, reference: Any, micro: list[Sample], batch: Any,
                 temperature: float, totals: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
-    logp, state, entropy = response_logprobs(model, batch, temperature, hidden=value_head is not None)
+    logp, state, entropy = response_logprobs(model, batch, temperature, hidden=value_head is not None,
+                                             entropy_grad=config.entropy_coef > 0)
     # Without a scoring pass (one update on fresh samples) the policy that sampled is the one updated.
     fresh = micro[0].logp_old is None
     logp_old = logp.detach() if fresh else _stack([s.logp_old for s in micro], logp)
     advantages = torch.tensor([s.advantage for s in micro], dtype=logp.dtype, device=logp.device)
-    parts: dict[str, float] = {"entropy": float(entropy)}
+    parts: dict[str, float] = {"entropy": float(entropy.detach())}
     if config.algorithm == "grpo":
         token_losses, stats = obj.ppo_clip_loss(logp, logp_old, advantages, batch.mask, config.clip_low,
                                                 config.clip_high, config.dual_clip)
@@ -431,6 +449,8 @@ def _micro_loss(config: RLConfig, model: Any, value_head: Any, reference: Any, m
         kl_loss = obj.aggregate(kl, batch.mask, config.loss_aggregation, **totals)
         loss = loss + config.kl_coef * kl_loss
         parts["kl"] = float((kl.detach() * batch.mask).sum() / batch.mask.sum().clamp(min=1))
+    if config.entropy_coef > 0:
+        loss = loss - config.entropy_coef * entropy * len(micro) / totals["num_sequences"]
     parts["loss"] = float(loss.detach())
     parts.update({key: float(value) for key, value in stats.items()})
     return loss, parts
