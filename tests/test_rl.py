@@ -258,6 +258,18 @@ def test_dynamic_sampling_drops_groups_without_reward_variance(tiny_lm, tmp_path
     assert entry["samples"] == 0
 
 
+def test_a_fixed_pool_of_training_episodes_is_replayed(tiny_lm, tmp_path):
+    """Three sampling rounds over a pool of two episodes play those two again; without a pool they would
+    draw six, and the study's leakage check reads what was drawn."""
+    settings = {"steps": 1, "dynamic_sampling": True, "sampling_rounds": 3, "rewards": "outcome"}
+    pooled = run_rl(_config(tiny_lm, tmp_path / "pool", train_episodes=2, **settings), progress=False)
+    endless = run_rl(_config(tiny_lm, tmp_path / "endless", **settings), progress=False)
+    assert [e["sampling_rounds"] for e in _train_entries(pooled)] == [3]
+    assert pooled.episodes_drawn == 2 and endless.episodes_drawn == 6
+    with pytest.raises(ConfigError, match="train_episodes"):
+        _config(tiny_lm, tmp_path / "small", train_episodes=1).validate()
+
+
 @pytest.mark.parametrize("extra", [{"algorithm": "ppo", "lora": True, "lora_r": 4, "value_hidden": [16]},
                                    {"advantage": "rloo", "loss_aggregation": "seq-mean-token-sum-norm",
                                     "lora": True, "lora_r": 4, "kl_coef": 0.1}])

@@ -20,7 +20,7 @@ MAX_EPISODES_PER_STEP = 65_536
 
 # Settings a resumed run must share with the run it continues, or its steps would not follow.
 RESUME_KEYS = ("model", "algorithm", "task", "env", "rewards", "prompts_per_step", "group_size", "data_seed",
-               "seed", "max_new_tokens", "temperature", "top_p", "lora", "lora_r", "lora_alpha", "lora_dropout",
+               "seed", "train_episodes", "max_new_tokens", "temperature", "top_p", "lora", "lora_r", "lora_alpha", "lora_dropout",
                "lora_targets", "value_hidden", "overlong", "overlong_buffer", "overlong_penalty")
 
 
@@ -42,6 +42,10 @@ class RLConfig:
     data_seed: int = field(default=1_000_000,
                            metadata={"help": "episode k of training uses env seed data_seed + k (evaluation "
                                              "uses seeds from 0, so the two never meet)"})
+    train_episodes: int | None = field(
+        default=None, metadata={"help": "a fixed pool of training episodes (env seeds data_seed .. data_seed + N - 1), "
+                                        "played in turn and replayed, as a prompt dataset is over epochs; None: "
+                                        "every step draws new episodes"})
     max_new_tokens: int = field(default=128, metadata={"help": "longest answer per turn"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rollouts"})
     top_p: float = 1.0
@@ -142,6 +146,10 @@ class RLConfig:
                   "dual_clip", "value_clip", "target_kl"),
            below=("clip_low", "clip_high", "ppo_clip"))
         check_lora_ranges(self)
+        if self.train_episodes is not None and not (
+                type(self.train_episodes) is int and self.prompts_per_step <= self.train_episodes <= 10**9):
+            raise ConfigError(f"config key 'train_episodes' must be None or an int from prompts_per_step "
+                              f"({self.prompts_per_step}) to 1e9, not {self.train_episodes!r}")
         if self.prompts_per_step * self.group_size > MAX_EPISODES_PER_STEP:
             raise ConfigError(f"prompts_per_step x group_size must be at most {MAX_EPISODES_PER_STEP:,} episodes "
                               f"per step, not {self.prompts_per_step * self.group_size:,}")

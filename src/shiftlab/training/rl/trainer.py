@@ -228,7 +228,8 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                 policy.reseed(int(np.random.SeedSequence([config.seed, step, rounds]).generate_state(1)[0]))
                 first = counters.next_episode
                 counters.next_episode += config.prompts_per_step
-                indices = [i for i in range(first, counters.next_episode) for _ in range(config.group_size)]
+                indices = [_pool_index(config, i) for i in range(first, counters.next_episode)
+                           for _ in range(config.group_size)]
                 with accelerator.autocast():
                     trajectories = run_episodes(preset, policy, indices, seed=config.data_seed,
                                                 batch_size=config.rollout_batch_size, evaluation=False, **config.env)
@@ -385,7 +386,14 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                   tokens_rollout=counters.tokens_rollout, tokens_scored=counters.tokens_scored,
                   flops_total=totals["flops"], flops_train=totals["flops_train"],
                   flops_inference=totals["flops_inference"])
-    return RLResult(output, final, counters.step, totals["flops"], log.read(), counters.next_episode)
+    drawn = counters.next_episode if config.train_episodes is None else min(counters.next_episode, config.train_episodes)
+    return RLResult(output, final, counters.step, totals["flops"], log.read(), drawn)
+
+
+def _pool_index(config: RLConfig, index: int) -> int:
+    """The episode (env seed data_seed + it) that the `index`-th draw plays: a new one each time, or, with a
+    fixed pool, the pool in turn."""
+    return index if config.train_episodes is None else index % config.train_episodes
 
 
 def _episode_score(config: RLConfig, trajectory: Any) -> float:
