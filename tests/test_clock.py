@@ -431,7 +431,7 @@ def test_the_study_runs_on_clock(tmp_path):
     config = load_config(StudyConfig, overrides={
         **tiny, "task": "clock", "env": {"max_attempts": 1}, "output_dir": str(tmp_path), "eval_base": False,
         "pretrain": None, "seeds": [0],
-        "eval_episodes": 2, "init_episodes": 16, "sft_episodes": 16, "init": {**tiny["init"], "max_steps": 3},
+        "eval_episodes": 2, "init_episodes": 16, "sft_episodes": 16, "init": {**tiny["init"], "max_steps": 3, "replay_share": 0.0},
         "rl": {**tiny["rl"], "max_new_tokens": 8}})
     result = pipeline.run_study(config, log=lambda line: None)
     assert {p.name for p in result["paths"]["plots"]} == {"sft.png", "rl.png"}

@@ -166,6 +166,36 @@ def test_env_options_change_the_expert_episodes(tiny_lm, tmp_path):
         _config(tiny_lm, None, tmp_path / "x", tasks=["gp-l"], env={"face_cards_as_ten": False})
 
 
+def test_replay_mixes_rows_of_another_dataset_at_its_share(tiny_lm, tmp_path):
+    replay = tmp_path / "replay"
+    build_dataset([Source("gp-l/rule-ood", 40, {"target": 18})], seed=5).save_to_disk(str(replay))
+    replay_prompts = {row["messages"][0]["content"] for row in datasets.load_from_disk(str(replay))}
+
+    def mixed(out, data_seed):
+        run_sft(_config(tiny_lm, None, tmp_path / out, tasks=["gp-l"], episodes=24, data_seed=data_seed,
+                        replay=str(replay), replay_share=0.25, max_steps=1))
+        return [row["messages"][0]["content"] for row in datasets.load_from_disk(str(tmp_path / out / "data"))]
+
+    first, again, other = mixed("a", 0), mixed("b", 0), mixed("c", 1)
+    drawn = [p for p in first if p in replay_prompts]
+    assert len(first) == 32 and len(drawn) == 8  # 24 expert rows and a quarter of 32 replayed
+    assert first == again and {p for p in other if p in replay_prompts} != set(drawn)
+    assert first[:8] != [p for p in first if p not in replay_prompts][:8]  # shuffled in, not appended
+
+
+def test_replay_bad_settings_are_one_clear_error(tiny_lm, gp_data, tmp_path):
+    with pytest.raises(ConfigError, match="together, or neither"):
+        _config(tiny_lm, gp_data, tmp_path / "x", replay_share=0.2)
+    with pytest.raises(ConfigError, match="together, or neither"):
+        _config(tiny_lm, gp_data, tmp_path / "x", replay=gp_data)
+    with pytest.raises(ConfigError, match="'replay_share'"):
+        _config(tiny_lm, gp_data, tmp_path / "x", replay=gp_data, replay_share=1.0)
+    with pytest.raises(ConfigError, match="replay '/no/such' is not a dataset directory"):
+        run_sft(_config(tiny_lm, gp_data, tmp_path / "y", replay="/no/such", replay_share=0.2))
+    with pytest.raises(ConfigError, match="has 64 rows"):  # 0.9 of 64 rows would need 576 replayed
+        run_sft(_config(tiny_lm, gp_data, tmp_path / "z", replay=gp_data, replay_share=0.9, max_steps=1))
+
+
 def test_cli_sft_with_a_config_file_and_flags(tiny_lm, gp_data, tmp_path, capsys):
     config = tmp_path / "sft.yaml"
     config.write_text(f"model: {tiny_lm}\ndata: {gp_data}\nmax_steps: 50\nbatch_size: 4\nreport_to: [tensorboard]\n"

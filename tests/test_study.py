@@ -112,6 +112,10 @@ def test_no_ood_evaluation_episode_occurs_in_pretraining_sft_or_rl_data(study):
     training = set()
     pretraining = result["results"]["pretraining"]
     data = [pretraining["mixture"], out / "init" / "data", *(out / "sft" / f"seed-{s}" / "data" for s in (0, 1))]
+    key = ("task", "env", "seed", "episode", "point")
+    mixture = {tuple(row[k] for k in key) for row in datasets.load_from_disk(pretraining["mixture"])}
+    init_rows = [tuple(row[k] for k in key) for row in datasets.load_from_disk(str(out / "init" / "data"))]
+    assert sum(row in mixture for row in init_rows) == 21  # the tiny init's replay share: a quarter of 85 rows
     for path in data:
         for row in datasets.load_from_disk(str(path)):
             if row["task"] != "support":
@@ -201,6 +205,10 @@ def test_bad_settings_are_one_clear_line(tmp_path, capsys):
     assert config.rl == {**quickstart["rl"], "steps": 20} and config.env == {**quickstart["env"], "target": 12}
     with pytest.raises(ConfigError, match="set by the study"):
         load_config(StudyConfig, overrides={"sft": {"max_steps": 3}})
+    with pytest.raises(ConfigError, match="init.replay is set by the study"):
+        load_config(StudyConfig, overrides={**preset_values("tiny"), "init": {"replay": "x", "replay_share": 0.2}})
+    with pytest.raises(ConfigError, match="replays the base's pretraining mixture"):
+        load_config(StudyConfig, overrides={"init": {"replay_share": 0.2}})
     for seeds in ([], [0, 0], [-1], ["a"]):
         with pytest.raises(ConfigError, match="seeds"):
             load_config(StudyConfig, overrides={"seeds": seeds}).validate()

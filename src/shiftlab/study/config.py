@@ -75,7 +75,7 @@ class StudyConfig:
                 load_config(PretrainConfig, overrides={"output_dir": "pretrain", **self.pretrain})
             except ConfigError as error:
                 raise ConfigError(f"in `pretrain`: {error}") from None
-        owned = {"model", "output_dir", "data", "tasks", "task", "env", "eval_tasks", "eval_episodes",
+        owned = {"model", "output_dir", "data", "replay", "tasks", "task", "env", "eval_tasks", "eval_episodes",
                  "eval_steps", "eval_at_start", "episodes", "data_seed"}
         if {"max_steps", "save_steps"} & set(self.sft):
             raise ConfigError("config keys sft.max_steps and sft.save_steps are set by the study (matched compute)")
@@ -86,6 +86,11 @@ class StudyConfig:
                 raise ConfigError(f"config key {name}.{taken[0]} is set by the study itself")
             try:
                 required = {"tasks": [self.task]} if cls is SFTRunConfig else {"task": self.task}
+                if cls is SFTRunConfig and values.get("replay_share"):
+                    if self.pretrain is None or self.model is not None:
+                        raise ConfigError(f"config key {name}.replay_share replays the base's pretraining mixture, "
+                                          "so it needs `pretrain` (and no `model`)")
+                    required["replay"] = "the base's pretraining mixture"
                 load_config(cls, overrides={"model": "base", **required, **values})
             except ConfigError as error:
                 raise ConfigError(f"in `{name}`: {error}") from None

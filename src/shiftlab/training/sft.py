@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from shiftlab.task import MAX_EPISODES, MAX_REVISIONS, Source, check_env_options, list_presets
 from shiftlab.training.compute import flop_parameters, read_compute, training_flops, write_compute
 from shiftlab.training.config import (
@@ -34,8 +36,9 @@ from shiftlab.training.config import (
 from shiftlab.training.expert_data import build_dataset
 from shiftlab.training.run_log import JsonlLog
 
-RESUME_KEYS = ("model", "data", "tasks", "env", "episodes", "revisions", "data_seed", "seed", "batch_size", "grad_accum",
-               "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets", "freeze_vision", "max_length")
+RESUME_KEYS = ("model", "data", "tasks", "env", "episodes", "revisions", "data_seed", "replay", "replay_share", "seed",
+               "batch_size", "grad_accum", "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets",
+               "freeze_vision", "max_length")
 
 
 @dataclass
@@ -48,6 +51,9 @@ class SFTRunConfig:
     episodes: int = field(default=1000, metadata={"help": "expert episodes per task (with `tasks`)"})
     revisions: int = field(default=0, metadata={"help": "wrong answers before each expert answer (with `tasks`)"})
     data_seed: int = field(default=0, metadata={"help": "seed of the expert episodes (with `tasks`)"})
+    replay: str | None = field(default=None, metadata={
+        "help": "a saved dataset (such as a base's pretraining mixture) whose rows are mixed in, against forgetting"})
+    replay_share: float = field(default=0.0, metadata={"help": "share of the training rows drawn from `replay`"})
     loss: Literal["assistant", "completion"] = field(
         default="assistant", metadata={"help": "loss on every assistant turn, or on the last answer only"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the data (unless max_steps is set)"})
@@ -99,13 +105,16 @@ class SFTRunConfig:
         check_ranges(self, {"episodes": (1, MAX_EPISODES), "revisions": (0, MAX_REVISIONS), "epochs": (0, 1e6),
                             "max_steps": (-1, 10**9), "batch_size": (1, 65_536), "grad_accum": (1, 65_536),
                             "learning_rate": (0, 1), "warmup_ratio": (0, 1), "weight_decay": (0, None),
+                            "replay_share": (0, 1),
                             "max_grad_norm": (0, None), "max_length": (16, 10**7), "save_steps": (1, 10**9),
                             "save_total_limit": (1, None), "logging_steps": (1, 10**9)},
-                     above=("epochs", "learning_rate", "max_grad_norm"), below=("warmup_ratio",))
+                     above=("epochs", "learning_rate", "max_grad_norm"), below=("warmup_ratio", "replay_share"))
+        if (self.replay is None) != (self.replay_share == 0):
+            raise ConfigError("give `replay` (a dataset directory) and a `replay_share` above 0 together, or neither")
         check_lora_ranges(self)
         if self.max_steps == 0:
             raise ConfigError("config key 'max_steps' must be positive or -1, not 0")
-        for key, path in {"model": self.model, "data": self.data}.items():
+        for key, path in {"model": self.model, "data": self.data, "replay": self.replay}.items():
             if path is not None and Path(path).resolve() == Path(self.output_dir).resolve():
                 raise ConfigError(f"output_dir is the {key} itself ({path!r}); write the run somewhere else")
         reporters = {"tensorboard", "wandb", "none"}
@@ -150,8 +159,10 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
         _check_checkpoint(resume_from)
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
-    if config.data is not None and not (Path(config.data) / "state.json").is_file():
-        raise ConfigError(f"data {config.data!r} is not a dataset directory (made by `shiftlab sft-data`)")
+    for key in ("data", "replay"):
+        path = getattr(config, key)
+        if path is not None and not (Path(path) / "state.json").is_file():
+            raise ConfigError(f"{key} {path!r} is not a dataset directory (made by `shiftlab sft-data`)")
     precision = resolve_precision(config.precision)
 
     # Model: text or vision-language, chosen by the checkpoint's config.
@@ -276,10 +287,9 @@ def _training_data(config: SFTRunConfig, output: Path):
     import datasets
 
     if config.data is not None:
-        try:
-            dataset = datasets.load_from_disk(config.data)
-        except (FileNotFoundError, ValueError) as error:
-            raise ConfigError(f"data {config.data!r} is not a dataset directory: {str(error).splitlines()[0]}") from None
+        dataset = _load(config.data, "data")
+        if config.replay is not None:
+            dataset = _with_replay(dataset, config)
     else:
         saved = output / "data"
         if (saved / "dataset_info.json").is_file():
@@ -287,6 +297,8 @@ def _training_data(config: SFTRunConfig, output: Path):
         else:
             sources = [Source(task, config.episodes, config.env, config.revisions) for task in config.tasks]
             dataset = build_dataset(sources, seed=config.data_seed)
+            if config.replay is not None:
+                dataset = _with_replay(dataset, config)
             tmp = output / "data.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             dataset.save_to_disk(str(tmp))
@@ -296,6 +308,39 @@ def _training_data(config: SFTRunConfig, output: Path):
         raise ConfigError(f"the data has no 'messages' column (columns: {', '.join(dataset.column_names)})")
     keep = [c for c in ("messages", "images") if c in dataset.column_names]
     return dataset.select_columns(keep)
+
+
+def _load(path: str, key: str):
+    import datasets
+
+    try:
+        return datasets.load_from_disk(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"{key} {path!r} is not a dataset directory: {str(error).splitlines()[0]}") from None
+
+
+def _with_replay(dataset, config: SFTRunConfig):
+    """`dataset` with rows of `config.replay` drawn without replacement (seeded by `data_seed`) to make
+    up `replay_share` of the result, shuffled in: new skills learned beside old ones, not over them."""
+    import datasets
+
+    replay = _load(config.replay, "replay")
+    wanted = round(len(dataset) * config.replay_share / (1 - config.replay_share))
+    if wanted > len(replay):
+        raise ConfigError(f"replay {config.replay!r} has {len(replay)} rows; a replay_share of {config.replay_share} "
+                          f"of {len(dataset)} rows needs {wanted}")
+    missing = sorted(set(dataset.column_names) - set(replay.column_names))
+    if missing or ("images" in replay.column_names) != ("images" in dataset.column_names):
+        raise ConfigError(f"replay {config.replay!r} does not have the data's columns "
+                          f"({', '.join(missing) or 'images'}); replay data of the same kind (text or images)")
+    drawn = replay.shuffle(generator=np.random.default_rng([config.data_seed, 1])).select(range(wanted))
+    drawn = drawn.select_columns(dataset.column_names)
+    try:
+        mixed = datasets.concatenate_datasets([dataset, drawn.cast(dataset.features)])
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"replay {config.replay!r} rows do not fit the data's schema: "
+                          f"{str(error).splitlines()[0]}") from None
+    return mixed.shuffle(generator=np.random.default_rng([config.data_seed, 2])).flatten_indices()
 
 
 def _prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
