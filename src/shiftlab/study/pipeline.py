@@ -128,7 +128,8 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
     base = stage("base", lambda: _base_model(config, output))
     if config.eval_base:
         stage("eval-base", lambda: {"eval": evaluate_model(base["model"], output / "eval" / "base")})
-    init = stage("init", lambda: _sft_run(config, output / "init", base, config.init_episodes,
+    mixture = base.get("pretraining", {}).get("mixture")
+    init = stage("init", lambda: _sft_run(config, output / "init", base["model"], mixture, config.init_episodes,
                                           data_seed(INIT_DATA_SEED, config.seed), config.seed, config.init, count_start=False))
     stage("eval-init", lambda: {"eval": evaluate_model(init["model"], output / "eval" / "init")})
 
@@ -138,7 +139,7 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
                                                                eval_tasks, seed))
         sft_steps = _matched_sft_steps(config, init, rl)
         sft = stage(f"sft-seed{seed}", lambda seed=seed, sft_steps=sft_steps: _sft_run(
-            config, output / "sft" / f"seed-{seed}", {**base, "model": init["model"]}, config.sft_episodes, data_seed(SFT_DATA_SEED, seed), seed,
+            config, output / "sft" / f"seed-{seed}", init["model"], mixture, config.sft_episodes, data_seed(SFT_DATA_SEED, seed), seed,
             {**config.sft, "max_steps": sft_steps, "save_steps": max(1, math.ceil(sft_steps / config.checkpoints))},
             count_start=True))
 
@@ -275,15 +276,13 @@ def _leakage(config: StudyConfig, output: Path, eval_tasks: list[str], base: dic
     return {"tasks": found}
 
 
-def _sft_run(config: StudyConfig, out: Path, start: dict[str, Any], episodes: int, data_seed: int, seed: int,
-             settings: dict[str, Any], count_start: bool) -> dict[str, Any]:
-    """An SFT run on ID expert data from `start["model"]`, with rows of the base's pretraining mixture
-    mixed in when the settings ask for a `replay_share`. Compute counts from the SFT initialization on
-    (pretraining, as in the paper, is not post-training compute), so the branch adds the init's
-    compute (`count_start`)."""
-    model = start["model"]
+def _sft_run(config: StudyConfig, out: Path, model: str, mixture: str | None, episodes: int, data_seed: int,
+             seed: int, settings: dict[str, Any], count_start: bool) -> dict[str, Any]:
+    """An SFT run on ID expert data, with rows of the base's pretraining `mixture` mixed in when the
+    settings ask for a `replay_share`. Compute counts from the SFT initialization on (pretraining, as
+    in the paper, is not post-training compute), so the branch adds the init's compute (`count_start`)."""
     if settings.get("replay_share"):
-        settings = {**settings, "replay": start["pretraining"]["mixture"]}
+        settings = {**settings, "replay": mixture}
     values = {"save_steps": 1000, "report_to": ["tensorboard"], "seed": seed, **settings,
               "model": model, "output_dir": str(out), "tasks": [config.task], "env": config.env, "episodes": episodes,
               "data_seed": data_seed}
