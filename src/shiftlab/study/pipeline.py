@@ -130,7 +130,8 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
         stage("eval-base", lambda: {"eval": evaluate_model(base["model"], output / "eval" / "base")})
     mixture = base.get("pretraining", {}).get("mixture")
     init = stage("init", lambda: _sft_run(config, output / "init", base["model"], mixture, config.init_episodes,
-                                          data_seed(INIT_DATA_SEED, config.seed), config.seed, config.init, count_start=False))
+                                          data_seed(INIT_DATA_SEED, config.seed), config.seed,
+                                          {"save_total_limit": 1, **config.init}, count_start=False))
     stage("eval-init", lambda: {"eval": evaluate_model(init["model"], output / "eval" / "init")})
 
     branches: dict[str, dict[str, list]] = {"sft": {}, "rl": {}}
@@ -280,10 +281,11 @@ def _sft_run(config: StudyConfig, out: Path, model: str, mixture: str | None, ep
              seed: int, settings: dict[str, Any], count_start: bool) -> dict[str, Any]:
     """An SFT run on ID expert data, with rows of the base's pretraining `mixture` mixed in when the
     settings ask for a `replay_share`. Compute counts from the SFT initialization on (pretraining, as
-    in the paper, is not post-training compute), so the branch adds the init's compute (`count_start`)."""
+    in the paper, is not post-training compute), so the branch adds the init's compute (`count_start`).
+    The init keeps its newest checkpoint only (every `save_steps`), enough to resume an interrupted run."""
     if settings.get("replay_share"):
         settings = {**settings, "replay": mixture}
-    values = {"save_steps": 1000, "report_to": ["tensorboard"], "seed": seed, **settings,
+    values = {"report_to": ["tensorboard"], "seed": seed, **settings,
               "model": model, "output_dir": str(out), "tasks": [config.task], "env": config.env, "episodes": episodes,
               "data_seed": data_seed}
     result = run_sft(load_config(SFTRunConfig, overrides=values))
