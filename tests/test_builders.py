@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from shiftlab.models.builders import (  # noqa: E402
+    SIZES,
     SPECIAL_TOKENS,
     VISION_SIZES,
     VOCAB_SIZES,
@@ -197,6 +198,20 @@ def test_bad_choices_are_named(tmp_path, kwargs, named):
     with pytest.raises(ValueError, match=named):
         build_base_model(tmp_path / "m", **kwargs)
     assert not (tmp_path / "m").exists()
+
+
+def test_every_size_builds_a_model_that_answers_and_the_sizes_grow(bpe):
+    assert list(SIZES) == list(VISION_SIZES) == list(VOCAB_SIZES) == ["tiny", "mini", "small"]
+    counts = []
+    for size in SIZES:
+        model = init_causal_lm(bpe, size, seed=0)
+        counts.append(sum(p.numel() for p in model.parameters()))
+        assert model.config.hidden_size % model.config.num_attention_heads == 0
+        ids = bpe.apply_chat_template(CONVERSATION[:1], add_generation_prompt=True, return_tensors="pt",
+                                      return_dict=True)["input_ids"]
+        out = model.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=bpe.pad_token_id)
+        assert ids.shape[1] < out.shape[1] <= ids.shape[1] + 3
+    assert counts == sorted(counts) and len(set(counts)) == 3
 
 
 def test_bad_size_for_direct_builders(tmp_path):

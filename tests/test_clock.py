@@ -429,7 +429,7 @@ def test_rl_trains_on_clock_and_evaluates_its_shifts(tiny_lm, tmp_path):
 def test_the_study_runs_on_clock(tmp_path):
     tiny = preset_values("tiny")
     config = load_config(StudyConfig, overrides={
-        **tiny, "task": "clock", "env": {"max_attempts": 1}, "output_dir": str(tmp_path), "eval_base": False,
+        **tiny, "task": "clock", "prompt": None, "env": {"max_attempts": 1}, "output_dir": str(tmp_path), "eval_base": False,
         "pretrain": None, "seeds": [0],
         "eval_episodes": 2, "init_episodes": 16, "sft_episodes": 16, "init": {**tiny["init"], "max_steps": 3, "replay_share": 0.0},
         "rl": {**tiny["rl"], "max_new_tokens": 8}})

@@ -139,6 +139,30 @@ def test_no_ood_evaluation_episode_occurs_in_pretraining_sft_or_rl_data(study):
     assert any("face_cards_as_ten=False" in line for line in pretraining["held_out"])
 
 
+def test_the_studys_prompt_style_reaches_every_stage(study):
+    """The tiny preset names the compact style once; the base's mixture, the SFT data, the RL rollouts
+    and every evaluation are written in it."""
+    out, result, _ = study
+    import datasets
+
+    def compact(text):
+        return text.startswith("Make ") and "\nJSON keys: cards, number, formula.\n" in text
+
+    mixture = result["results"]["pretraining"]["mixture"]
+    for path in (mixture, out / "init" / "data", out / "sft" / "seed-0" / "data"):
+        firsts = [row["messages"][0]["content"] for row in datasets.load_from_disk(str(path))
+                  if row["task"] != "support"]
+        assert firsts and all(compact(text) for text in firsts), path
+    evaluations = [out / "eval" / "init" / "trajectories" / "gp-l.jsonl",
+                   *sorted((out / "rl" / "seed-0").rglob("gp-l.jsonl"))]
+    assert len(evaluations) >= 2
+    for path in evaluations:
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        assert records and all(compact(r["turns"][0]["messages"][0]["content"]) for r in records), path
+    assert "prompt: compact" in (out / "rl" / "seed-0" / "config.yaml").read_text()
+    assert result["results"]["pretraining"]["hash"] in str(mixture)
+
+
 def test_branches_meet_at_matched_compute(study):
     _, result, _ = study
     results = result["results"]
@@ -181,6 +205,7 @@ def test_a_pretrained_base_is_cached_by_its_plan_and_reused(study, cache):
     seen = whole["results"]["pretraining"]
     assert not seen["reused"] and seen["cache"].startswith(str(cache))
     settings = {**preset_values("tiny")["pretrain"], "kind": "lm", "size": "tiny", "seed": 0, "output_dir": "unused",
+                "prompt": preset_values("tiny")["prompt"],
                 "held_out": [{"task": "gp-l/rule-ood", "env": {"num_cards": 3}}]}
     again = cached_pretrain(load_config(PretrainConfig, overrides=settings), str(cache))
     assert again["reused"] and again["hash"] == seen["hash"] and again["model"] == whole["results"]["model"]

@@ -24,7 +24,7 @@ from shiftlab.play import message_text, play_episode
 from shiftlab.policies import make_policy
 from shiftlab.rollout import MAX_ANSWER_CHARS
 from shiftlab.study.config import PRESETS, SUITES, StudyConfig, preset_values
-from shiftlab.task import check_env_options, get_preset, list_presets
+from shiftlab.task import check_env_options, check_prompt_style, get_preset, list_presets
 from shiftlab.tasks.general_points.answer import normalize_rank
 from shiftlab.tasks.general_points.cards import rank_value
 from shiftlab.tasks.general_points.verifier import verify
@@ -99,6 +99,14 @@ def _tasks(value: str) -> list:
         raise UsageError(error.args[0]) from None
 
 
+def _prompt_style(presets: list, style: str | None) -> str | None:
+    try:
+        check_prompt_style([p.name for p in presets], style)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return style
+
+
 def _output_dir(value: str) -> Path:
     return output_directory(value, key="--out")
 
@@ -113,6 +121,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     presets = _tasks(args.task)
+    _prompt_style(presets, args.prompt)
     out = _output_dir(args.out)
     rng = np.random.default_rng(args.seed)
     solved = played = 0
@@ -123,7 +132,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             else:
                 respond = lambda messages, info, preset=preset: preset.random_answer(info, rng)  # noqa: E731
             for seed in range(args.seed, args.seed + args.episodes):
-                episode = play_episode(preset, seed, respond)
+                episode = play_episode(preset, seed, respond, prompt_style=args.prompt)
                 image_path = out / f"{preset.name.replace('/', '_')}_seed{seed}.png"
                 Image.fromarray(episode.image).save(image_path)
                 if not args.quiet:
@@ -162,6 +171,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     presets = _tasks(args.tasks)
+    prompt = _prompt_style(presets, args.prompt)
     if args.quiet and args.policy.startswith("hf:") and not _missing("transformers"):
         import transformers
 
@@ -178,7 +188,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     results = evaluate([p.name for p in presets], policy, args.episodes, _output_dir(args.out), seed=args.seed,
                        batch_size=args.batch_size, progress=progress, max_response_chars=args.max_response_chars,
-                       **overrides)
+                       prompt=prompt, **overrides)
     print(markdown_table(results), end="")
     print(f"results: {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.md'}")
     return 0
@@ -246,7 +256,8 @@ def cmd_sft_data(args: argparse.Namespace) -> int:
     _output_dir(args.out)
     try:
         check_env_options([p.name for p in presets], env)
-        sources = [Source(p.name, args.episodes, env, args.revisions) for p in presets]
+        sources = [Source(p.name, args.episodes, env, args.revisions, _prompt_style(presets, args.prompt))
+                   for p in presets]
     except ValueError as error:
         raise UsageError(str(error)) from None
     dataset = build_dataset(sources, seed=args.seed)
@@ -353,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--episodes", type=_count(1), default=1, help="episodes per task, seeds seed..seed+N-1")
     play.add_argument("--out", default="runs/play", help="output directory (default runs/play)")
     play.add_argument("--quiet", action="store_true", help="print one summary line per episode")
+    play.add_argument("--prompt", default=None, help="prompt style of the tasks, e.g. compact (default: each preset's own; a wrong name lists the task's styles)")
     play.set_defaults(run=cmd_play)
 
     evaluation = commands.add_parser(
@@ -380,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="openai: retries after a failed or timed-out request, at most 100 (default 3)")
     evaluation.add_argument("--out", required=True, help="output directory (resumed if it holds this run)")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluation.add_argument("--prompt", default=None, help="prompt style of the tasks, e.g. compact (default: each preset's own; a wrong name lists the task's styles)")
     evaluation.set_defaults(run=cmd_eval)
 
     check = commands.add_parser(
@@ -426,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--out", required=True, help="output directory")
     build.add_argument("--kind", choices=["lm", "vlm"], default="lm", help="lm (default) or vlm")
-    build.add_argument("--size", choices=["tiny", "small"], default="small", help="size preset (default small)")
+    build.add_argument("--size", choices=["tiny", "mini", "small"], default="small",
+                       help="size preset: tiny (tests), mini (2.8M parameters), small (4.9M; the default)")
     build.add_argument("--tokenizer", choices=["bpe", "byte"], default="bpe", help="tokenizer (default bpe)")
     build.add_argument("--seed", type=_seed, default=0, help="initialisation seed (default 0)")
     build.set_defaults(run=cmd_build_model)
@@ -443,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--revisions", type=_count(0), default=0,
                       help="wrong answers with feedback before each expert answer (at most 20)")
     data.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment option, e.g. target=12")
+    data.add_argument("--prompt", default=None, help="prompt style of the tasks, e.g. compact (default: each preset's own; a wrong name lists the task's styles)")
     data.add_argument("--out", required=True, help="dataset directory")
     data.set_defaults(run=cmd_sft_data)
 

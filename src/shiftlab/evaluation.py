@@ -22,7 +22,7 @@ from shiftlab.errors import DependencyError, InputError
 from shiftlab.metrics import episode_metrics
 from shiftlab.policies.base import Policy
 from shiftlab.rollout import MAX_ANSWER_CHARS, iter_episodes
-from shiftlab.task import Task, check_env_options, get_preset
+from shiftlab.task import Task, check_env_options, check_prompt_style, get_preset
 
 RUN_FILE = "run.json"
 
@@ -118,7 +118,7 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
         if not isinstance(previous, dict):
             raise EvaluationError(f"{path} is not readable run settings; use another --out")
         previous.setdefault("max_response_chars", MAX_ANSWER_CHARS)  # written before the cap was recorded
-        for key in ("policy", "seed", "env_overrides", "max_response_chars"):
+        for key in ("policy", "seed", "env_overrides", "max_response_chars", "prompt"):
             if previous.get(key) != run.get(key):
                 raise EvaluationError(
                     f"{out} holds a run with {key}={previous.get(key)!r}, not {run.get(key)!r}; "
@@ -152,9 +152,11 @@ def evaluate(
     batch_size: int = 32,
     progress: Callable[[str, int, Iterable[int]], Any] | None = None,
     max_response_chars: int = MAX_ANSWER_CHARS,
+    prompt: str | None = None,
     **env_overrides: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Evaluate `policy` on `tasks` (preset names), `episodes` episodes each, resuming what `out_dir` has.
+    """Evaluate `policy` on `tasks` (preset names), `episodes` episodes each, resuming what `out_dir` has;
+    `prompt` names the tasks' prompt style (None: each preset's own).
 
     Episodes stream: the work list is never built, finished episodes go to disk as they finish, and
     memory holds a summary per finished episode, so any count is safe to ask for (and to interrupt)."""
@@ -171,6 +173,7 @@ def evaluate(
         raise EvaluationError(f"max_response_chars must be a positive int, not {max_response_chars!r}")
     try:
         check_env_options([p.name for p in presets], env_overrides)
+        check_prompt_style([p.name for p in presets], prompt)
     except ValueError as error:
         raise EvaluationError(str(error)) from None
     out = Path(out_dir)
@@ -178,8 +181,11 @@ def evaluate(
         (out / "trajectories").mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise EvaluationError(f"cannot create {out / 'trajectories'}: {error.strerror}") from None
-    _check_run(out, {"policy": policy.name, "seed": seed, "env_overrides": env_overrides, "tasks": list(tasks),
-                     "max_response_chars": max_response_chars})
+    run = {"policy": policy.name, "seed": seed, "env_overrides": env_overrides, "tasks": list(tasks),
+           "max_response_chars": max_response_chars}
+    if prompt is not None:
+        run["prompt"] = prompt
+    _check_run(out, run)
     results: dict[str, dict[str, Any]] = {}
     for preset in {p.name: p for p in presets}.values():
         path = _task_file(out, preset.name)
@@ -189,7 +195,8 @@ def evaluate(
         try:
             with open(path, "a", encoding="utf-8") as handle:
                 for trajectory in iter_episodes(preset, policy, todo, seed=seed, batch_size=batch_size,
-                                                max_response_chars=max_response_chars, **env_overrides):
+                                                max_response_chars=max_response_chars, prompt=prompt,
+                                                **env_overrides):
                     record = trajectory.to_json()
                     handle.write(json.dumps(record) + "\n")
                     handle.flush()

@@ -37,10 +37,11 @@ class Episode:
         return sum(t.reward for t in self.turns)
 
 
-def play_episode(preset: TaskPreset, seed: int, respond: Respond, **env_overrides: Any) -> Episode:
+def play_episode(preset: TaskPreset, seed: int, respond: Respond, prompt_style: str | None = None,
+                 **env_overrides: Any) -> Episode:
     """One episode: prompt, answer, verify, and revise with the feedback until solved or out of attempts."""
     env = preset.make_env(render_mode="rgb_array", **env_overrides)
-    prompt = preset.make_prompt()
+    prompt = preset.make_prompt(prompt_style)
     try:
         observation, info = env.reset(seed=seed)
         episode = Episode(preset.name, seed, dict(info), image=env.render())

@@ -118,19 +118,20 @@ def iter_episodes(
     batch_size: int = 32,
     evaluation: bool = True,
     max_response_chars: int = MAX_ANSWER_CHARS,
+    prompt: str | None = None,
     **env_overrides: Any,
 ) -> Iterator[Trajectory]:
     """Play the given episode indices and yield each trajectory as it finishes. Episode i resets with
     seed `seed + i` (and the task's `reset_options` for episode i). `episodes` is read lazily, so
     a range of any length streams in memory bounded by `batch_size`. Answers longer than
     `max_response_chars` are cut there before they are scored, stored or sent back (the turn records
-    `response_chars`, the length that came)."""
+    `response_chars`, the length that came). `prompt` names the task's prompt style (None: the preset's own)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
     if max_response_chars < 1:
         raise ValueError(f"max_response_chars must be positive, not {max_response_chars}")
     pending = iter(episodes)
-    task, prompt = preset.owner, preset.make_prompt()
+    task, style = preset.owner, preset.make_prompt(prompt)
     live: list[_Live] = []
     idle: list[Any] = []  # environments are reused: building one costs far more than a reset
 
@@ -138,7 +139,7 @@ def iter_episodes(
         env = idle.pop() if idle else preset.make_env(evaluation=evaluation, **env_overrides)
         observation, info = env.reset(seed=seed + index, options=task.reset_options(env, index))
         trajectory = Trajectory(preset.name, index, seed + index, dict(info))
-        return _Live(env, trajectory, prompt.first_turn(observation, info), info)
+        return _Live(env, trajectory, style.first_turn(observation, info), info)
 
     try:
         exhausted = False
@@ -171,7 +172,7 @@ def iter_episodes(
                     idle.append(episode.env)
                     yield episode.trajectory
                 else:
-                    episode.messages = prompt.next_turn(episode.messages, text, observation, info)
+                    episode.messages = style.next_turn(episode.messages, text, observation, info)
                     episode.info = info
                     still.append(episode)
             live = still

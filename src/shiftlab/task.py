@@ -54,15 +54,17 @@ MAX_REVISIONS = 20
 class Source:
     """Expert episodes of one preset (`task`, its name) for training data, some environment options
     changed (another target, a city, an action space), and `revisions` wrong answers before each
-    expert answer. Checked when made: the preset exists and the counts are in range."""
+    expert answer, written in prompt style `prompt` (None: the preset's own). Checked when made: the
+    preset and style exist and the counts are in range."""
 
     task: str
     episodes: int
     env: Mapping[str, Any] = field(default_factory=dict)
     revisions: int = 0
+    prompt: str | None = None
 
     def __post_init__(self):
-        get_preset(self.task)  # raises KeyError naming the known presets
+        get_preset(self.task).make_prompt(self.prompt)  # raises KeyError naming the known presets or styles
         if not 0 <= self.episodes <= MAX_EPISODES:
             raise ValueError(f"episodes must be from 0 to {MAX_EPISODES:,} per task, not {self.episodes}")
         if not 0 <= self.revisions <= MAX_REVISIONS:
@@ -107,8 +109,9 @@ class TaskPreset:
         kwargs = {**self.env_kwargs, **(self.evaluation_overrides if evaluation else {}), **overrides}
         return self.owner.make_env(**kwargs)
 
-    def make_prompt(self) -> PromptStyle:
-        return self.owner.prompt(self.prompt)
+    def make_prompt(self, style: str | None = None) -> PromptStyle:
+        """The prompt style `style` of the preset's task, or the preset's own when None."""
+        return self.owner.prompt(self.prompt if style is None else style)
 
     def expert_answer(self, info: Mapping) -> str:
         """The task expert's answer for the state described by an env `info` dict."""
@@ -282,6 +285,21 @@ def report_metrics() -> tuple[str, ...]:
     for task in _TASKS.values():
         names += [m for m in task.report_metrics if m not in names]
     return tuple(names)
+
+
+def check_prompt_style(tasks: Sequence[str], style: str | None) -> None:
+    """Raise ValueError unless every preset's task has the prompt style `style` (None: the preset's own)."""
+    if style is None:
+        return
+    if not isinstance(style, str):
+        raise ValueError(f"a prompt style is a name, not {style!r}")
+    for name in tasks:
+        preset = get_preset(name)
+        try:
+            preset.make_prompt(style)
+        except KeyError:
+            raise ValueError(f"task {name!r} has no prompt style {style!r}; styles: "
+                             f"{', '.join(preset.owner.prompts) or 'none'}") from None
 
 
 def check_env_options(tasks: Sequence[str], options: Mapping[str, Any]) -> None:

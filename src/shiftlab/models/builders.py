@@ -38,16 +38,20 @@ _ROLE_HEADER = r"(?:system|user|assistant|tool): "
 SIZES = {
     "tiny": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
              "num_key_value_heads": 2},
+    "mini": {"hidden_size": 192, "intermediate_size": 512, "num_hidden_layers": 6, "num_attention_heads": 6,
+             "num_key_value_heads": 3},
     "small": {"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 6, "num_attention_heads": 8,
               "num_key_value_heads": 4},
 }
 VISION_SIZES = {
     "tiny": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
              "image_size": 32, "patch_size": 16},
+    "mini": {"hidden_size": 96, "intermediate_size": 384, "num_hidden_layers": 3, "num_attention_heads": 4,
+             "image_size": 64, "patch_size": 16},
     "small": {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 4,
               "image_size": 112, "patch_size": 16},
 }
-VOCAB_SIZES = {"tiny": 1024, "small": 4096}
+VOCAB_SIZES = {"tiny": 1024, "mini": 4096, "small": 4096}
 MAX_POSITIONS = 4096
 KINDS = ("lm", "vlm")
 

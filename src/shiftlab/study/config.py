@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 import yaml
 
-from shiftlab.task import MAX_EPISODES, check_env_options, list_presets, ood_presets, report_metrics
+from shiftlab.task import (
+    MAX_EPISODES,
+    check_env_options,
+    check_prompt_style,
+    list_presets,
+    ood_presets,
+    report_metrics,
+)
 from shiftlab.training.config import ConfigError, check_ranges, load_config
 from shiftlab.training.pretrain import PretrainConfig
 from shiftlab.training.rl.config import RLConfig
@@ -29,7 +36,7 @@ class StudyConfig:
     output_dir: str = field(default="runs/study", metadata={"help": "every stage's output, and the report"})
     model: str | None = field(default=None, metadata={"help": "base model path or hub id (None: build one)"})
     build_kind: Literal["lm", "vlm"] = field(default="lm", metadata={"help": "model built when `model` is None"})
-    build_size: Literal["tiny", "small"] = "small"
+    build_size: Literal["tiny", "mini", "small"] = "small"
     pretrain: dict | None = field(default=None, metadata={"help": "pretrain the built model (`shiftlab pretrain` "
                                                                   "settings), or None; cached by its plan's hash"})
     cache_dir: str | None = field(default=None, metadata={"help": "where pretrained bases are cached (None: "
@@ -37,6 +44,9 @@ class StudyConfig:
     task: str = field(default="gp-l", metadata={"help": "the in-distribution task preset"})
     env: dict = field(default_factory=dict, metadata={"help": "environment options over every task's, in every "
                                                                 "stage"})
+    prompt: str | None = field(default=None, metadata={
+        "help": "the tasks' prompt style in every stage (pretraining, SFT, RL, evaluation), e.g. compact; None: "
+                "each preset's own"})
     eval_tasks: list[str] | None = field(default=None, metadata={"help": "None: the task and its OOD variants"})
     eval_episodes: int = field(default=64, metadata={"help": "episodes per task at every evaluation"})
     eval_base: bool = field(default=True, metadata={"help": "also evaluate the untrained base model"})
@@ -61,6 +71,10 @@ class StudyConfig:
             check_env_options([self.task, *(self.eval_tasks or [p.name for p in ood_presets(self.task)])], self.env)
         except ValueError as error:
             raise ConfigError(f"config key 'env': {error}") from None
+        try:
+            check_prompt_style([self.task, *(self.eval_tasks or [])], self.prompt)
+        except ValueError as error:
+            raise ConfigError(f"config key 'prompt': {error}") from None
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(
                 type(s) is not int or not 0 <= s < 10_000 for s in self.seeds):
             raise ConfigError(f"config key 'seeds' must be distinct ints from 0 to 9999, not {self.seeds!r}")
@@ -69,13 +83,14 @@ class StudyConfig:
         if self.metric not in report_metrics():
             raise ConfigError(f"config key 'metric' must be one of {', '.join(report_metrics())}, not {self.metric!r}")
         if self.pretrain is not None:
-            if "output_dir" in self.pretrain:
-                raise ConfigError("config key pretrain.output_dir is set by the study itself")
+            for key in ("output_dir", "prompt"):
+                if key in self.pretrain:
+                    raise ConfigError(f"config key pretrain.{key} is set by the study itself")
             try:
                 load_config(PretrainConfig, overrides={"output_dir": "pretrain", **self.pretrain})
             except ConfigError as error:
                 raise ConfigError(f"in `pretrain`: {error}") from None
-        owned = {"model", "output_dir", "data", "replay", "tasks", "task", "env", "eval_tasks", "eval_episodes",
+        owned = {"model", "output_dir", "data", "replay", "tasks", "task", "env", "prompt", "eval_tasks", "eval_episodes",
                  "eval_steps", "eval_at_start", "episodes", "data_seed"}
         if {"max_steps", "save_steps"} & set(self.sft):
             raise ConfigError("config keys sft.max_steps and sft.save_steps are set by the study (matched compute)")

@@ -24,11 +24,12 @@ from shiftlab.task import get_preset
 
 
 def first_prompts(task: str, episodes: Iterable[int], seed: int, evaluation: bool,
-                  env: Mapping[str, Any] | None = None) -> dict[int, str]:
-    """The first prompt of each episode index, played as the evaluation (or training) harness plays it."""
+                  env: Mapping[str, Any] | None = None, prompt: str | None = None) -> dict[int, str]:
+    """The first prompt of each episode index, played as the evaluation (or training) harness plays it,
+    in prompt style `prompt` (None: the preset's own)."""
     found = {}
     for trajectory in iter_episodes(get_preset(task), ExpertPolicy(), episodes, seed=seed, evaluation=evaluation,
-                                    **dict(env or {})):
+                                    prompt=prompt, **dict(env or {})):
         if trajectory.turns:
             found[trajectory.episode] = _prompt(trajectory.turns[0].messages)
     return found

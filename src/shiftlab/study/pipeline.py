@@ -123,7 +123,7 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
         policy = HFPolicy(model, max_new_tokens=int(config.rl.get("max_new_tokens", 128)), temperature=0.0,
                           batch_size=int(config.rl.get("rollout_batch_size", 64)), seed=config.seed)
         return evaluate(eval_tasks, policy, config.eval_episodes, out, seed=EVAL_SEED, progress=_progress,
-                        **config.env)
+                        prompt=config.prompt, **config.env)
 
     base = stage("base", lambda: _base_model(config, output))
     if config.eval_base:
@@ -202,7 +202,8 @@ def _base_model(config: StudyConfig, output: Path) -> dict[str, Any]:
         # The base never sees the problems the study's OOD evaluations pose.
         held_out = [{"task": p.name, "env": dict(config.env)} for p in map(get_preset, _eval_tasks(config))
                     if p.shift != "id"]
-        settings = {"kind": config.build_kind, "size": config.build_size, "seed": config.seed, **config.pretrain,
+        style = {"prompt": config.prompt} if config.prompt is not None else {}
+        settings = {"kind": config.build_kind, "size": config.build_size, "seed": config.seed, **style, **config.pretrain,
                     "held_out": [*config.pretrain.get("held_out", []), *held_out], "output_dir": str(output / "pretrain")}
         result = cached_pretrain(load_config(PretrainConfig, overrides=settings), config.cache_dir,
                                  report_to=["none"])
@@ -266,9 +267,9 @@ def _leakage(config: StudyConfig, output: Path, eval_tasks: list[str], base: dic
     for seed in config.seeds:
         drawn = state[f"rl-seed{seed}"]["episodes_drawn"]
         training |= set(leakage.first_prompts(config.task, range(drawn), data_seed(RL_DATA_SEED, seed), evaluation=False,
-                                              env=config.env).values())
+                                              env=config.env, prompt=config.prompt).values())
     evaluation = {task: leakage.first_prompts(task, range(config.eval_episodes), EVAL_SEED, evaluation=True,
-                                              env=config.env) for task in eval_tasks}
+                                              env=config.env, prompt=config.prompt) for task in eval_tasks}
     found = leakage.check(evaluation, training)
     for task, counts in found.items():
         if get_preset(task).shift != "id" and counts["found_in_training"]:
@@ -286,7 +287,8 @@ def _sft_run(config: StudyConfig, out: Path, model: str, mixture: str | None, ep
     if settings.get("replay_share"):
         settings = {**settings, "replay": mixture}
     values = {"report_to": ["tensorboard"], "seed": seed, **settings,
-              "model": model, "output_dir": str(out), "tasks": [config.task], "env": config.env, "episodes": episodes,
+              "model": model, "output_dir": str(out), "tasks": [config.task], "env": config.env,
+              "prompt": config.prompt, "episodes": episodes,
               "data_seed": data_seed}
     result = run_sft(load_config(SFTRunConfig, overrides=values))
     checkpoints = []
@@ -303,7 +305,7 @@ def _sft_run(config: StudyConfig, out: Path, model: str, mixture: str | None, ep
 def _rl_run(config: StudyConfig, out: Path, model: str, eval_tasks: list[str], seed: int) -> dict[str, Any]:
     steps = int(config.rl.get("steps", RLConfig.steps))
     values = {**config.rl, "seed": seed, "model": model, "output_dir": str(out), "task": config.task,
-              "env": config.env, "data_seed": data_seed(RL_DATA_SEED, seed),
+              "env": config.env, "prompt": config.prompt, "data_seed": data_seed(RL_DATA_SEED, seed),
               "eval_tasks": eval_tasks, "eval_episodes": config.eval_episodes,
               "eval_steps": max(1, math.ceil(steps / config.checkpoints)), "eval_at_start": False,
               "save_steps": max(1, math.ceil(steps / config.checkpoints))}

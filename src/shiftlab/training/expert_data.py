@@ -55,7 +55,7 @@ def episode_rows(source: Source, seed: int = 0, batch_size: int = 64) -> Iterato
         env["max_attempts"] = max(int(env.get("max_attempts", 1)), source.revisions + 1)
     policy = RevisionPolicy(source.revisions, seed) if source.revisions else ExpertPolicy()
     trajectories = run_episodes(preset, policy, range(source.episodes), seed=seed, batch_size=batch_size,
-                                evaluation=False, **env)
+                                evaluation=False, prompt=source.prompt, **env)
     env_json = json.dumps(dict(source.env), sort_keys=True)
     for trajectory in sorted(trajectories, key=lambda t: t.episode):
         for point, messages in _final_conversations(trajectory):

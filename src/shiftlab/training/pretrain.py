@@ -40,17 +40,20 @@ def _tasks(names: Sequence[str] | None) -> list[Task]:
 
 
 def mixture(kind: str = "lm", episodes: int = 200, tasks: Sequence[str] | None = None,
-            held_out: Sequence[Mapping[str, Any]] = ()) -> list[Source]:
+            held_out: Sequence[Mapping[str, Any]] = (), prompt: str | None = None) -> list[Source]:
     """Expert sources of the pretraining mixture, `episodes` per source (each task may take fewer for
     long episodes): every task's text sources, then for a VLM every task's image sources. `tasks`
     (names) default to all registered tasks. A source posing the problem of a `held_out` evaluation
-    ({"task": preset, "env": options}; the task decides, `Task.is_held_out`) is left out."""
+    ({"task": preset, "env": options}; the task decides, `Task.is_held_out`) is left out. `prompt`
+    names the prompt style of the tasks that have it (the others keep their presets' own)."""
     if kind not in ("lm", "vlm"):
         raise ValueError(f"kind must be 'lm' or 'vlm', not {kind!r}")
     chosen = _tasks(tasks)
     sources = [s for task in chosen for s in task.pretraining_sources(episodes, images=False)]
     if kind == "vlm":
         sources += [s for task in chosen for s in task.pretraining_sources(episodes, images=True)]
+    if prompt is not None:
+        sources = [replace(s, prompt=prompt) if prompt in get_preset(s.task).owner.prompts else s for s in sources]
     return [s for s in sources if not any(get_task(get_preset(s.task).task).is_held_out(s, h["task"], h.get("env", {}))
                                           for h in held_out)]
 
@@ -81,12 +84,15 @@ class PretrainConfig:
 
     output_dir: str = field(metadata={"help": "the run; the base model lands in OUTPUT_DIR/final"})
     kind: Literal["lm", "vlm"] = field(default="lm", metadata={"help": "text LM or LLaVA-style VLM"})
-    size: Literal["tiny", "small"] = field(default="small", metadata={"help": "model size preset"})
+    size: Literal["tiny", "mini", "small"] = field(default="small", metadata={"help": "model size preset"})
     tokenizer: Literal["bpe", "byte"] = field(default="bpe", metadata={"help": "BPE trained on the tasks' text, or bytes"})
     episodes: int = field(default=100, metadata={"help": "expert episodes per source of the mixture"})
     support: int = field(default=1000, metadata={"help": "supporting question-answer rows"})
     tasks: list[str] | None = field(default=None, metadata={"help": "tasks of the mixture (None: every registered "
                                                                     "task)"})
+    prompt: str | None = field(default=None, metadata={
+        "help": "prompt style of the mixture and the tokenizer's text, e.g. compact, in the tasks that have it "
+                "(None: each preset's own); post-training should use the same"})
     held_out: list[dict] = field(default_factory=list, metadata={
         "help": "evaluations whose problem the base must not see: [{task: PRESET, env: {...}}] (a study fills it "
                 "with its OOD evaluations)"})
@@ -111,13 +117,20 @@ class PretrainConfig:
         for name in self.tasks or []:
             if name not in known:
                 raise ConfigError(f"config key 'tasks': unknown task {name!r}; known tasks: {', '.join(sorted(known))}")
+        if self.prompt is not None:
+            styles = {style for task in _tasks(self.tasks) for style in task.prompts}
+            if self.prompt not in styles:
+                raise ConfigError(f"config key 'prompt': no task of the mixture has the prompt style {self.prompt!r}; "
+                                  f"styles: {', '.join(sorted(styles))}")
 
 
 def pretraining_plan(config: PretrainConfig) -> dict[str, Any]:
     """What the base will see, as data: its settings, every source of the mixture and the support rows.
     Its hash names the cached run, so a change to either (or to a task's sources) trains a new base."""
-    settings = {k: v for k, v in asdict(config).items() if k != "output_dir"}
-    sources = [asdict(s) for s in mixture(config.kind, config.episodes, config.tasks, config.held_out)]
+    # A setting or source field left at None is left out, so that bases cached before it existed keep their hash.
+    settings = {k: v for k, v in asdict(config).items() if k != "output_dir" and not (k == "prompt" and v is None)}
+    sources = [{k: v for k, v in asdict(s).items() if not (k == "prompt" and v is None)}
+               for s in mixture(config.kind, config.episodes, config.tasks, config.held_out, config.prompt)]
     support = sorted({f"{q.__module__}.{q.__qualname__}" for task in _tasks(config.tasks)
                       for images in ((False, True) if config.kind == "vlm" else (False,))
                       for q in task.support_questions(images=images)})
@@ -172,11 +185,12 @@ def pretrain(config: PretrainConfig, **sft_overrides: Any):
     output = output_directory(config.output_dir)
     initial = output / "initial"
     if not (initial / "config.json").is_file():
-        build_base_model(initial, kind=config.kind, size=config.size, seed=config.seed, tokenizer=config.tokenizer)
+        build_base_model(initial, kind=config.kind, size=config.size, seed=config.seed, tokenizer=config.tokenizer,
+                         prompt=config.prompt)
     data = output / "mixture"
     if not (data / "dataset_info.json").is_file():
         support = support_rows(config.support, seed=config.seed, images=config.kind == "vlm", tasks=config.tasks)
-        dataset = build_dataset(mixture(config.kind, config.episodes, config.tasks, config.held_out), seed=PRETRAIN_DATA_SEED + SEED_STRIDE * config.seed,
+        dataset = build_dataset(mixture(config.kind, config.episodes, config.tasks, config.held_out, config.prompt), seed=PRETRAIN_DATA_SEED + SEED_STRIDE * config.seed,
                                 extra_rows=support)
         dataset.shuffle(seed=config.seed).flatten_indices().save_to_disk(str(data))
     sft = load_config(SFTRunConfig, overrides={

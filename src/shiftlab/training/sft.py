@@ -22,7 +22,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shiftlab.task import MAX_EPISODES, MAX_REVISIONS, Source, check_env_options, list_presets
+from shiftlab.task import (
+    MAX_EPISODES,
+    MAX_REVISIONS,
+    Source,
+    check_env_options,
+    check_prompt_style,
+    list_presets,
+)
 from shiftlab.training.compute import flop_parameters, read_compute, training_flops, write_compute
 from shiftlab.training.config import (
     ConfigError,
@@ -36,7 +43,7 @@ from shiftlab.training.config import (
 from shiftlab.training.expert_data import build_dataset
 from shiftlab.training.run_log import JsonlLog
 
-RESUME_KEYS = ("model", "data", "tasks", "env", "episodes", "revisions", "data_seed", "replay", "replay_share", "seed",
+RESUME_KEYS = ("model", "data", "tasks", "env", "prompt", "episodes", "revisions", "data_seed", "replay", "replay_share", "seed",
                "batch_size", "grad_accum", "loss", "group_by_length", "lora", "lora_r", "lora_alpha", "lora_targets",
                "freeze_vision", "max_length")
 
@@ -50,6 +57,8 @@ class SFTRunConfig:
     env: dict = field(default_factory=dict, metadata={"help": "environment options over the tasks' (with `tasks`)"})
     episodes: int = field(default=1000, metadata={"help": "expert episodes per task (with `tasks`)"})
     revisions: int = field(default=0, metadata={"help": "wrong answers before each expert answer (with `tasks`)"})
+    prompt: str | None = field(default=None, metadata={
+        "help": "prompt style of the expert data (with `tasks`), e.g. compact; None: each preset's own"})
     data_seed: int = field(default=0, metadata={"help": "seed of the expert episodes (with `tasks`)"})
     replay: str | None = field(default=None, metadata={
         "help": "a saved dataset (such as a base's pretraining mixture) whose rows are mixed in, against forgetting"})
@@ -99,8 +108,13 @@ class SFTRunConfig:
                     check_env_options(self.tasks, self.env)
                 except ValueError as error:
                     raise ConfigError(f"config key 'env': {error}") from None
-        elif self.env:
-            raise ConfigError("config key 'env' applies to expert data made from `tasks`, not to saved `data`")
+            try:
+                check_prompt_style(self.tasks, self.prompt)
+            except ValueError as error:
+                raise ConfigError(f"config key 'prompt': {error}") from None
+        elif self.env or self.prompt is not None:
+            key = "env" if self.env else "prompt"
+            raise ConfigError(f"config key {key!r} applies to expert data made from `tasks`, not to saved `data`")
         # [low, high]; the keys in `above` exclude their low end, those in `below` their high end.
         check_ranges(self, {"episodes": (1, MAX_EPISODES), "revisions": (0, MAX_REVISIONS), "epochs": (0, 1e6),
                             "max_steps": (-1, 10**9), "batch_size": (1, 65_536), "grad_accum": (1, 65_536),
@@ -295,7 +309,7 @@ def _training_data(config: SFTRunConfig, output: Path):
         if (saved / "dataset_info.json").is_file():
             dataset = datasets.load_from_disk(str(saved))
         else:
-            sources = [Source(task, config.episodes, config.env, config.revisions) for task in config.tasks]
+            sources = [Source(task, config.episodes, config.env, config.revisions, config.prompt) for task in config.tasks]
             dataset = build_dataset(sources, seed=config.data_seed)
             if config.replay is not None:
                 dataset = _with_replay(dataset, config)

@@ -29,11 +29,16 @@ _EXAMPLE_HANDS = (("4", "3", "2", "K"), ("5", "7", "A", "Q"), ("9", "6", "8", "J
 @dataclass(frozen=True)
 class GeneralPointsPrompt:
     """The GeneralPoints conversation. `example=True` adds a worked example (useful for API models
-    that have not been fine-tuned on the format, like the paper's `_EG` prompts)."""
+    that have not been fine-tuned on the format, like the paper's `_EG` prompts). `compact=True`
+    states the same rules and answer format in about a third of the tokens, the hand last: for small
+    models trained from scratch, where the prompt is most of every forward pass."""
 
     example: bool = False
+    compact: bool = False
 
     def task_text(self, info: Mapping, image: bool) -> str:
+        if self.compact:
+            return _compact_text(info, image)
         n, target = len(info["cards"]), info["target"]
         rule = face_card_rule(info["face_cards_as_ten"])
         if image:
@@ -84,8 +89,18 @@ class GeneralPointsPrompt:
 
     def next_turn(self, messages: list[Message], response: str, observation: Any, info: Mapping) -> list[Message]:
         """The conversation after a rejected `response`: it and the verifier's feedback are appended."""
-        return revision_turn(messages, response, revision_text(info["feedback"]))
+        return revision_turn(messages, response, revision_text(info["feedback"], self.compact))
 
 
-def revision_text(feedback: str) -> str:
+def _compact_text(info: Mapping, image: bool) -> str:
+    n, target = len(info["cards"]), info["target"]
+    values = "J=Q=K=10" if info["face_cards_as_ten"] else "J=11, Q=12, K=13"
+    hand = f"The image shows {n} cards." if image else f"Cards: {', '.join(info['cards'])}"
+    return (f"Make {target} with each card once and + - * / ( ); A=1, {values}.\n"
+            f"JSON keys: cards, number, formula.\n{hand}")
+
+
+def revision_text(feedback: str, compact: bool = False) -> str:
+    if compact:
+        return f"Rejected. {feedback} Answer again."
     return f"Your answer was rejected. {feedback} Correct it and reply with the JSON object again."

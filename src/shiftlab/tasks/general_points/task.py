@@ -43,7 +43,8 @@ PRESETS = (
             observation="image", face_cards_as_ten=True, suit_color="red"),
 )
 
-_PROMPTS = {"default": GeneralPointsPrompt(), "example": GeneralPointsPrompt(example=True)}
+_PROMPTS = {"default": GeneralPointsPrompt(), "example": GeneralPointsPrompt(example=True),
+            "compact": GeneralPointsPrompt(compact=True)}
 
 
 class GeneralPoints(Task):

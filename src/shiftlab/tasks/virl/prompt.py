@@ -23,13 +23,22 @@ _ACTION_HELP = {
 
 @dataclass(frozen=True)
 class VirlPrompt:
-    """`example=True` adds a worked answer (for API models not fine-tuned on the format)."""
+    """`example=True` adds a worked answer (for API models not fine-tuned on the format). `compact=True`
+    gives the same instructions, actions, history and answer keys without the explanations: for
+    small models trained from scratch, where the prompt is most of every forward pass."""
 
     example: bool = False
+    compact: bool = False
 
     def task_text(self, info: Mapping, image: bool) -> str:
         turns = [a for a in info["action_space"] if a.startswith("turn_direction")]
         words = ", ".join(a[len("turn_direction(") : -1] for a in turns)
+        if self.compact:
+            views = "Views: front, right, back, left (2x2 grid).\n" if image else ""
+            return (f"{views}Route:\n{info['instruction'].rstrip(chr(10))}\n"
+                    f"Actions: forward(), turn_direction(x) for x in {words}, stop()\n"
+                    f"{info['observation_history'].rstrip(chr(10))}\n"
+                    'JSON: "current observation", "current instruction", "action".')
         lines = [
             "You are walking through a city, following route instructions to a destination.",
         ]
@@ -76,4 +85,5 @@ class VirlPrompt:
         answer and the feedback are appended."""
         if info.get("outcome") == "correct_action":
             return self.first_turn(observation, info)
-        return revision_turn(messages, response, f"Your answer was rejected. {info['feedback']}")
+        rejected = "Rejected." if self.compact else "Your answer was rejected."
+        return revision_turn(messages, response, f"{rejected} {info['feedback']}")

@@ -49,7 +49,7 @@ PRESETS = (
             observation="image", action_space="absolute", routes_per_city=25, **_MINI),
 )
 
-_PROMPTS = {"default": VirlPrompt(), "example": VirlPrompt(example=True)}
+_PROMPTS = {"default": VirlPrompt(), "example": VirlPrompt(example=True), "compact": VirlPrompt(compact=True)}
 
 
 class Virl(Task):

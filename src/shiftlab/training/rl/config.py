@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from shiftlab.evaluation import MAX_BATCH_SIZE
-from shiftlab.task import list_presets
+from shiftlab.task import check_prompt_style, list_presets
 from shiftlab.training.config import ConfigError, check_lora_ranges, check_ranges
 
 # Bounds that keep one step within reason on any machine: more is a typo, not a plan.
@@ -19,7 +19,7 @@ MAX_NEW_TOKENS = 32_768
 MAX_EPISODES_PER_STEP = 65_536
 
 # Settings a resumed run must share with the run it continues, or its steps would not follow.
-RESUME_KEYS = ("model", "algorithm", "task", "env", "rewards", "prompts_per_step", "group_size", "data_seed",
+RESUME_KEYS = ("model", "algorithm", "task", "env", "prompt", "rewards", "prompts_per_step", "group_size", "data_seed",
                "seed", "train_episodes", "max_new_tokens", "temperature", "top_p", "lora", "lora_r", "lora_alpha", "lora_dropout",
                "lora_targets", "value_hidden", "overlong", "overlong_buffer", "overlong_penalty")
 
@@ -32,6 +32,8 @@ class RLConfig:
         default="grpo", metadata={"help": "grpo: group-relative advantages; ppo: value head and GAE (the paper)"})
     task: str = field(default="gp-l", metadata={"help": "task preset to train on"})
     env: dict = field(default_factory=dict, metadata={"help": "environment options over the preset's"})
+    prompt: str | None = field(default=None, metadata={
+        "help": "prompt style of rollouts and evaluations, e.g. compact; None: each preset's own"})
     rewards: Literal["per_attempt", "outcome"] = field(
         default="per_attempt",
         metadata={"help": "per_attempt: the verifier's reward for every answer (the paper); outcome: 1 for a "
@@ -145,6 +147,10 @@ class RLConfig:
         }, above=("learning_rate", "adam_eps", "max_grad_norm", "top_p", "clip_low", "clip_high", "ppo_clip",
                   "dual_clip", "value_clip", "target_kl"),
            below=("clip_low", "clip_high", "ppo_clip"))
+        try:
+            check_prompt_style([self.task, *(self.eval_tasks or [])], self.prompt)
+        except ValueError as error:
+            raise ConfigError(f"config key 'prompt': {error}") from None
         check_lora_ranges(self)
         if self.train_episodes is not None and not (
                 type(self.train_episodes) is int and self.prompts_per_step <= self.train_episodes <= 10**9):

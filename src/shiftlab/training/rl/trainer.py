@@ -202,7 +202,7 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                          temperature=config.eval_temperature, batch_size=config.rollout_batch_size, seed=config.seed)
         with accelerator.autocast():
             results = evaluate(eval_tasks, judge, config.eval_episodes, evaluation_dir(output, step),
-                               batch_size=config.rollout_batch_size, **config.env)
+                               batch_size=config.rollout_batch_size, prompt=config.prompt, **config.env)
         entry: dict[str, Any] = {"kind": "eval", "step": step, **flops()}
         for task, metrics in results.items():
             entry.update({f"eval/{task}/{key}": value for key, value in scalar_metrics(metrics).items()})
@@ -232,7 +232,8 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                            for _ in range(config.group_size)]
                 with accelerator.autocast():
                     trajectories = run_episodes(preset, policy, indices, seed=config.data_seed,
-                                                batch_size=config.rollout_batch_size, evaluation=False, **config.env)
+                                                batch_size=config.rollout_batch_size, evaluation=False,
+                                                prompt=config.prompt, **config.env)
                 # Every token through the model in the rollout, dropped groups included: each turn's
                 # prompt (as the policy encoded it) and answer.
                 policy_tokens += sum(len(t.prompt_ids) + len(t.token_ids) for tr in trajectories for t in tr.turns)
