@@ -99,6 +99,9 @@ def _tasks(value: str) -> list:
         raise UsageError(error.args[0]) from None
 
 
+PROMPT_HELP = "prompt style of the tasks, e.g. compact (default: each preset's own; a wrong name lists the task's styles)"
+
+
 def _prompt_style(presets: list, style: str | None) -> str | None:
     try:
         check_prompt_style([p.name for p in presets], style)
@@ -253,11 +256,11 @@ def cmd_sft_data(args: argparse.Namespace) -> int:
             raise UsageError(f"--env takes KEY=VALUE, not {item!r}")
         env[key] = _literal(value)
     presets = _tasks(args.tasks)
+    prompt = _prompt_style(presets, args.prompt)
     _output_dir(args.out)
     try:
         check_env_options([p.name for p in presets], env)
-        sources = [Source(p.name, args.episodes, env, args.revisions, _prompt_style(presets, args.prompt))
-                   for p in presets]
+        sources = [Source(p.name, args.episodes, env, args.revisions, prompt) for p in presets]
     except ValueError as error:
         raise UsageError(str(error)) from None
     dataset = build_dataset(sources, seed=args.seed)
@@ -364,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--episodes", type=_count(1), default=1, help="episodes per task, seeds seed..seed+N-1")
     play.add_argument("--out", default="runs/play", help="output directory (default runs/play)")
     play.add_argument("--quiet", action="store_true", help="print one summary line per episode")
-    play.add_argument("--prompt", default=None, help="prompt style of the tasks, e.g. compact (default: each preset's own; a wrong name lists the task's styles)")
+    play.add_argument("--prompt", default=None, help=PROMPT_HELP)
     play.set_defaults(run=cmd_play)
 
     evaluation = commands.add_parser(
@@ -392,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="openai: retries after a failed or timed-out request, at most 100 (default 3)")
     evaluation.add_argument("--out", required=True, help="output directory (resumed if it holds this run)")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
-    evaluation.add_argument("--prompt", default=None, help="prompt style of the tasks, e.g. compact (default: each preset's own; a wrong name lists the task's styles)")
+    evaluation.add_argument("--prompt", default=None, help=PROMPT_HELP)
     evaluation.set_defaults(run=cmd_eval)
 
     check = commands.add_parser(
@@ -457,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--revisions", type=_count(0), default=0,
                       help="wrong answers with feedback before each expert answer (at most 20)")
     data.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment option, e.g. target=12")
-    data.add_argument("--prompt", default=None, help="prompt style of the tasks, e.g. compact (default: each preset's own; a wrong name lists the task's styles)")
+    data.add_argument("--prompt", default=None, help=PROMPT_HELP)
     data.add_argument("--out", required=True, help="dataset directory")
     data.set_defaults(run=cmd_sft_data)
 

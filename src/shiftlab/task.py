@@ -166,6 +166,13 @@ class Task:
             known = ", ".join(self.prompts) or "none"
             raise KeyError(f"unknown prompt style {style!r} of task {self.name!r}; known: {known}") from None
 
+    def has_prompt_style(self, style: str) -> bool:
+        try:
+            self.prompt(style)
+        except KeyError:
+            return False
+        return True
+
     def expert_answer(self, info: Mapping) -> str:
         raise NotImplementedError
 
@@ -294,12 +301,10 @@ def check_prompt_style(tasks: Sequence[str], style: str | None) -> None:
     if not isinstance(style, str):
         raise ValueError(f"a prompt style is a name, not {style!r}")
     for name in tasks:
-        preset = get_preset(name)
-        try:
-            preset.make_prompt(style)
-        except KeyError:
+        owner = get_preset(name).owner
+        if not owner.has_prompt_style(style):
             raise ValueError(f"task {name!r} has no prompt style {style!r}; styles: "
-                             f"{', '.join(preset.owner.prompts) or 'none'}") from None
+                             f"{', '.join(owner.prompts) or 'none'}")
 
 
 def check_env_options(tasks: Sequence[str], options: Mapping[str, Any]) -> None:

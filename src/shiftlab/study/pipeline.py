@@ -202,8 +202,8 @@ def _base_model(config: StudyConfig, output: Path) -> dict[str, Any]:
         # The base never sees the problems the study's OOD evaluations pose.
         held_out = [{"task": p.name, "env": dict(config.env)} for p in map(get_preset, _eval_tasks(config))
                     if p.shift != "id"]
-        style = {"prompt": config.prompt} if config.prompt is not None else {}
-        settings = {"kind": config.build_kind, "size": config.build_size, "seed": config.seed, **style, **config.pretrain,
+        settings = {"kind": config.build_kind, "size": config.build_size, "seed": config.seed,
+                    "prompt": config.prompt, **config.pretrain,
                     "held_out": [*config.pretrain.get("held_out", []), *held_out], "output_dir": str(output / "pretrain")}
         result = cached_pretrain(load_config(PretrainConfig, overrides=settings), config.cache_dir,
                                  report_to=["none"])

@@ -20,7 +20,7 @@ TOKENIZERS = ("bpe", "byte")
 def _task_corpus(episodes_per_task: int, seed: int, tasks: tuple[str, ...], prompt: str | None) -> tuple[str, ...]:
     texts: list[str] = []
     for task in map(get_task, tasks):
-        style = prompt if prompt in task.prompts else None
+        style = prompt if prompt is not None and task.has_prompt_style(prompt) else None
         for preset in task.presets:
             trajectories = run_episodes(preset, ExpertPolicy(), range(episodes_per_task), seed=seed, evaluation=False,
                                         prompt=style, **task.corpus_options)

@@ -53,7 +53,8 @@ def mixture(kind: str = "lm", episodes: int = 200, tasks: Sequence[str] | None =
     if kind == "vlm":
         sources += [s for task in chosen for s in task.pretraining_sources(episodes, images=True)]
     if prompt is not None:
-        sources = [replace(s, prompt=prompt) if prompt in get_preset(s.task).owner.prompts else s for s in sources]
+        sources = [replace(s, prompt=prompt) if get_preset(s.task).owner.has_prompt_style(prompt) else s
+                   for s in sources]
     return [s for s in sources if not any(get_task(get_preset(s.task).task).is_held_out(s, h["task"], h.get("env", {}))
                                           for h in held_out)]
 
@@ -117,11 +118,10 @@ class PretrainConfig:
         for name in self.tasks or []:
             if name not in known:
                 raise ConfigError(f"config key 'tasks': unknown task {name!r}; known tasks: {', '.join(sorted(known))}")
-        if self.prompt is not None:
-            styles = {style for task in _tasks(self.tasks) for style in task.prompts}
-            if self.prompt not in styles:
-                raise ConfigError(f"config key 'prompt': no task of the mixture has the prompt style {self.prompt!r}; "
-                                  f"styles: {', '.join(sorted(styles))}")
+        if self.prompt is not None and not any(task.has_prompt_style(self.prompt) for task in _tasks(self.tasks)):
+            styles = sorted({style for task in _tasks(self.tasks) for style in task.prompts})
+            raise ConfigError(f"config key 'prompt': no task of the mixture has the prompt style {self.prompt!r}; "
+                              f"styles: {', '.join(styles)}")
 
 
 def pretraining_plan(config: PretrainConfig) -> dict[str, Any]:

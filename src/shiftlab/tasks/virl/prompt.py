@@ -35,10 +35,9 @@ class VirlPrompt:
         words = ", ".join(a[len("turn_direction(") : -1] for a in turns)
         if self.compact:
             views = "Views: front, right, back, left (2x2 grid).\n" if image else ""
-            return (f"{views}Route:\n{info['instruction'].rstrip(chr(10))}\n"
-                    f"Actions: forward(), turn_direction(x) for x in {words}, stop()\n"
-                    f"{info['observation_history'].rstrip(chr(10))}\n"
-                    'JSON: "current observation", "current instruction", "action".')
+            route, history = info["instruction"].rstrip("\n"), info["observation_history"].rstrip("\n")
+            return (f"{views}Route:\n{route}\nActions: forward(), turn_direction(x) for x in {words}, stop()\n"
+                    f'{history}\nJSON: "current observation", "current instruction", "action".')
         lines = [
             "You are walking through a city, following route instructions to a destination.",
         ]
