@@ -198,7 +198,12 @@ def test_a_huge_episode_count_streams(tmp_path):
                           if line.startswith("VmRSS")).split()[1]) / 1024
     finally:
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        try:
+            _, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # a run that ignores Ctrl-C must not outlive the test
+            process.communicate()
+            raise
     assert path.stat().st_size >= 200_000 and rss_mb < 400, rss_mb
     assert process.returncode == 130 and err.strip().splitlines()[-1] == "shiftlab: interrupted"
     assert "Traceback" not in err
