@@ -2,6 +2,10 @@
 
     python benchmarks/bench_grpo.py [--quick] [--size small] [--prompts 8] [--group 8] [--max-new-tokens 64]
                                     [--warmup 2] [--steps 5] [--micro-batch 16] [--trl-first] [--json PATH]
+                                    [--model DIR] [--lora]
+
+`--model DIR` trains a real checkpoint instead (SmolLM2 from `shiftlab import-model --gguf smollm2`),
+`--lora` LoRA adapters on every linear layer instead of every weight, the same for both trainers.
 
 Both trainers start from the same freshly built model (saved once, loaded separately for each, so
 neither starts from the other's weights) and run the same GRPO step: `--prompts` GP-L hands per step
@@ -46,6 +50,7 @@ import torch  # noqa: E402
 
 DATA_SEED = 1_000_000  # the RL config's default data_seed: episode k uses env seed DATA_SEED + k
 LEARNING_RATE = 1e-5
+LORA_R, LORA_ALPHA = 16, 32  # with --lora, on every linear layer, for both trainers
 
 
 def machine() -> dict[str, Any]:
@@ -104,6 +109,7 @@ def run_shiftlab(model_dir: Path, workdir: Path, args: argparse.Namespace) -> di
         rollout_batch_size=args.prompts * args.group, learning_rate=LEARNING_RATE, micro_batch_size=args.micro_batch,
         loss_aggregation="token-mean", kl_coef=0.0, precision="fp32", eval_steps=0, eval_tasks=[],
         save_steps=10**6, report_to=["none"], resume="never", seed=0,
+        lora=args.lora, lora_r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
     )
     result = run_rl(config, progress=False)
     entries = [e for e in result.log if e.get("kind") == "train"]
@@ -198,9 +204,15 @@ def run_trl(model_dir: Path, workdir: Path, args: argparse.Namespace) -> dict[st
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     timer = StepTimer()
+    peft_config = None
+    if args.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0, target_modules="all-linear",
+                                 task_type="CAUSAL_LM")
     trainer = GRPOTrainer(model=model, reward_funcs=gp_reward, args=config,
                           train_dataset=gp_dataset(steps * args.prompts), processing_class=tokenizer,
-                          callbacks=[timer])
+                          callbacks=[timer], peft_config=peft_config)
     # TRL's rollout (prompts, generation, rewards, advantages) is one method; time it to split the step the
     # way shiftlab's log does. Only where this TRL version has it: the step times do not depend on it.
     rollout: list[float] = []
@@ -255,6 +267,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--micro-batch", type=int, default=None,
                         help="samples per forward pass in the update, both trainers (default 16, shiftlab's "
                              "default, where it divides prompts * group; else their greatest common divisor)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a checkpoint directory to train instead of a built model (e.g. from shiftlab import-model)")
+    parser.add_argument("--lora", action="store_true", help=f"train LoRA adapters (r={LORA_R}, all linear layers)")
     parser.add_argument("--trl-first", action="store_true",
                         help="run TRL before shiftlab (default after), to check that the order does not matter")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
@@ -276,7 +291,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads; "
           f"python {info['python']}, torch {info['torch']}, transformers {info['transformers']}, trl {info['trl']}")
     print(f"date: {info['date']}")
-    print(f"setup: gp-l single-turn, model {args.size}, {args.prompts} prompts x {args.group} answers per step, "
+    model_name = str(args.model) if args.model else args.size
+    print(f"setup: gp-l single-turn, model {model_name}{' with LoRA' if args.lora else ''}, {args.prompts} prompts x {args.group} answers per step, "
           f"at most {args.max_new_tokens} new tokens, micro-batch {args.micro_batch}, fp32, "
           f"{args.warmup} warm-up + {args.steps} timed steps each")
 
@@ -284,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
-        model_dir = build_base_model(workdir / "model", kind="lm", size=args.size, seed=0)
+        model_dir = args.model or build_base_model(workdir / "model", kind="lm", size=args.size, seed=0)
         trainers = {"shiftlab": run_shiftlab, "TRL": run_trl}
         order = ["TRL", "shiftlab"] if args.trl_first else ["shiftlab", "TRL"]
         runs, others = {}, {}
@@ -321,7 +337,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"order: {order[0]} ran first, then {order[1]}, in one process")
 
     settings = {key: getattr(args, key)
-                for key in ("size", "prompts", "group", "max_new_tokens", "warmup", "steps", "micro_batch")}
+                for key in ("size", "prompts", "group", "max_new_tokens", "warmup", "steps", "micro_batch", "lora")}
+    settings["model"] = str(args.model) if args.model else None
     report = {"machine": info, "settings": {**settings, "order": order}, "results": rows, "ratio": ratio}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

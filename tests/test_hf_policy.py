@@ -201,3 +201,54 @@ def test_the_prompt_stays_out_of_trajectory_records(text_model):
     (trajectory,) = run_episodes(get_preset("gp-l"), HFPolicy(text_model, max_new_tokens=4), [0])
     assert all(turn.prompt_ids for turn in trajectory.turns)
     assert all("prompt_ids" not in turn and "prompt_extras" not in turn for turn in trajectory.to_json()["turns"])
+
+
+# A long instruction shared by every prompt, as the tasks' prompts share their rules: long enough that
+# the policy computes it once and lays each row out as [shared prefix | padding | own suffix].
+SHARED = "Rules of the game, the same for every episode: " + "answer with a formula, " * 6
+
+
+def test_a_shared_prefix_is_computed_once_and_changes_no_answer(text_model):
+    policy = HFPolicy(text_model, max_new_tokens=10, batch_size=8)
+    prompts = [SHARED + tail for tail in ("hand 1", "a longer hand: 2 3 4", "hand 5", "hand 1")]
+    texts = [policy._chat_template([{"role": "user", "content": p}]) for p in prompts]
+    inputs, prefix = policy._text_inputs(texts)
+    assert prefix >= 16 and (inputs["attention_mask"][:, :prefix] == 1).all()
+    assert (inputs["attention_mask"] == 0).any()  # the padding sits between prefix and suffix
+    batched = policy.generate(_requests(*prompts))
+    single = HFPolicy(text_model, max_new_tokens=10, batch_size=1)
+    for prompt, got in zip(prompts, batched, strict=True):
+        (want,) = single.generate(_requests(prompt))
+        assert got.token_ids == want.token_ids and got.prompt_ids == want.prompt_ids
+        np.testing.assert_allclose(got.logprobs, want.logprobs, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_decode_attention_matches_sdpa(dtype):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from shiftlab.models.attention import decode_attention
+
+    generator = torch.Generator().manual_seed(0)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    query = torch.randn(4, 6, 1, 16, generator=generator).to(dtype)
+    key, value = (torch.randn(4, 2, 30, 16, generator=generator).to(dtype) for _ in range(2))
+    mask = torch.ones(4, 1, 1, 30, dtype=torch.bool)
+    mask[0, ..., :7] = False  # a left-padded row
+    mask[1, ..., 10:14] = False  # padding between a shared prefix and the row's own part
+    want, _ = sdpa_attention_forward(module, query.float(), key.float(), value.float(), mask, scaling=0.25)
+    got, _ = decode_attention(module, query, key, value, mask, scaling=0.25)
+    assert got.shape == want.shape and got.dtype == dtype
+    torch.testing.assert_close(got.float(), want, atol=2e-2 if dtype == torch.bfloat16 else 1e-5, rtol=0)
+
+
+def test_a_bf16_policy_on_cpu_decodes_with_its_own_attention(text_model):
+    from shiftlab.models.attention import NAME
+
+    policy = HFPolicy(text_model, max_new_tokens=6, dtype=torch.bfloat16, device="cpu")
+    assert policy.model.config._attn_implementation == NAME
+    fp32 = HFPolicy(text_model, max_new_tokens=6)
+    assert fp32.model.config._attn_implementation == "sdpa"
+    (response,) = policy.generate(_requests(SHARED))
+    assert 0 < len(response.token_ids) <= 6 and all(lp <= 0 for lp in response.logprobs)

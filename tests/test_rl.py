@@ -348,15 +348,15 @@ def test_generation_reads_a_repeated_prompt_once_with_the_same_answers(tiny_lm):
     requests = [Request("gp-l", [{"role": "user", "content": text}]) for text in ("Cards: 4, 7, K, 2", "Go")]
     policy = HFPolicy(model, tokenizer, max_new_tokens=10, temperature=1.0, seed=5)
     batch = [requests[0], requests[1], requests[0], requests[0]]
-    assert policy._shared_prompt_cache(policy.tokenizer(["a b", "c", "a b"], return_tensors="pt", padding=True),
-                                       ["a b", "c", "a b"]) is not None
+    texts = ["a b", "c", "a b"]
+    assert policy._prompt_cache(policy._text_inputs(texts)[0], texts, 0) is not None
     together = policy.generate(batch)
     calls = []
-    original = policy._shared_prompt_cache
-    policy._shared_prompt_cache = lambda inputs, texts: calls.append(texts) or None  # generation reads all
+    original = policy._prompt_cache
+    policy._prompt_cache = lambda inputs, texts, prefix: calls.append(texts) or None  # generation reads all
     policy.reseed(5)
     alone = policy.generate(batch)
     assert calls and [r.token_ids for r in together] == [r.token_ids for r in alone]
     for a, b in zip(together, alone, strict=True):
         torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4, rtol=1e-4)
-    policy._shared_prompt_cache = original
+    policy._prompt_cache = original

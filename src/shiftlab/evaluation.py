@@ -192,11 +192,17 @@ def evaluate(
         done = _read_records(path, preset.name, episodes)
         todo = (i for i in range(episodes) if i not in done)
         bar = progress(preset.name, episodes, done) if progress else None
+        answers = [0]
+
+        def on_turn(count: int, bar=bar, answers=answers) -> None:
+            answers[0] += count
+            if bar is not None and hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{answers[0]} answers")
         try:
             with open(path, "a", encoding="utf-8") as handle:
                 for trajectory in iter_episodes(preset, policy, todo, seed=seed, batch_size=batch_size,
                                                 max_response_chars=max_response_chars, prompt=prompt,
-                                                **env_overrides):
+                                                on_turn=on_turn, **env_overrides):
                     record = trajectory.to_json()
                     handle.write(json.dumps(record) + "\n")
                     handle.flush()

@@ -9,7 +9,7 @@ untrusted text: each is bounded in length and made encodable before anything els
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,13 +119,16 @@ def iter_episodes(
     evaluation: bool = True,
     max_response_chars: int = MAX_ANSWER_CHARS,
     prompt: str | None = None,
+    on_turn: Callable[[int], Any] | None = None,
     **env_overrides: Any,
 ) -> Iterator[Trajectory]:
     """Play the given episode indices and yield each trajectory as it finishes. Episode i resets with
     seed `seed + i` (and the task's `reset_options` for episode i). `episodes` is read lazily, so
     a range of any length streams in memory bounded by `batch_size`. Answers longer than
     `max_response_chars` are cut there before they are scored, stored or sent back (the turn records
-    `response_chars`, the length that came). `prompt` names the task's prompt style (None: the preset's own)."""
+    `response_chars`, the length that came). `prompt` names the task's prompt style (None: the preset's own).
+    `on_turn` is called with the number of answers after each policy call: progress that moves before
+    the first episode finishes, which with a slow model can take many turns."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
     if max_response_chars < 1:
@@ -155,6 +158,8 @@ def iter_episodes(
             responses = policy.generate([Request(preset.name, e.messages, e.info) for e in live])
             if len(responses) != len(live):
                 raise RuntimeError(f"policy {policy.name} returned {len(responses)} responses for {len(live)} prompts")
+            if on_turn is not None:
+                on_turn(len(responses))
             still = []
             for episode, response in zip(live, responses, strict=True):
                 point = task.decision_point(episode.info)

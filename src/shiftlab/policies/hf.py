@@ -15,15 +15,18 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import DynamicCache, PreTrainedModel
+from transformers import BatchEncoding, DynamicCache, PreTrainedModel
 
 from shiftlab.errors import InputError
 from shiftlab.messages import Message, text_of
+from shiftlab.models.attention import fast_cpu_decoding
 from shiftlab.models.loading import is_vision_language, load_pretrained, old_cache_name
 from shiftlab.policies.base import Request, Response
 
 # Inputs that are the prompt's tokens; the processor's other outputs belong to its images.
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+# Below this many shared leading tokens, computing the prefix apart saves less than the extra call costs.
+MIN_SHARED_PREFIX = 16
 
 
 class HFPolicy:
@@ -77,6 +80,7 @@ class HFPolicy:
                 self.model.to(device)
             self.device = self.model.device
         self.model.eval()
+        fast_cpu_decoding(self.model)
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.tokenizer.padding_side = "left"
@@ -113,12 +117,13 @@ class HFPolicy:
             images.extend(request_images)
             counts.append(len(request_images))
         # The chat template already writes the special tokens (BOS etc.); don't add them twice.
+        prefix = 0
         if images:
             inputs = self.processor(
                 text=texts, images=images, return_tensors="pt", padding=True, add_special_tokens=False
             )
         else:
-            inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            inputs, prefix = self._text_inputs(texts)
         # Each request's prompt as generation reads it, for a trainer to score the answer under: taken
         # outside inference mode (so it can be backpropagated through) and on the CPU.
         real = inputs["attention_mask"].bool()
@@ -131,7 +136,7 @@ class HFPolicy:
             params.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.inference_mode(), torch.random.fork_rng(devices=devices), old_cache_name():
-            cache = self._shared_prompt_cache(inputs, texts) if not images else None
+            cache = self._prompt_cache(inputs, texts, prefix) if not images else None
             torch.manual_seed(self._batch_seed(texts))
             output = self.model.generate(
                 **inputs,
@@ -157,18 +162,44 @@ class HFPolicy:
             responses.append(Response(text, tuple(ids), tuple(lps), prompt, images_in))
         return responses
 
-    def _shared_prompt_cache(self, inputs: Any, texts: Sequence[str]) -> Any:
-        """The key/value cache of every prompt but its last token, computed once per distinct prompt
-        and copied to the rows; generation then reads only the last token. None when no prompt repeats."""
+    def _text_inputs(self, texts: Sequence[str]) -> tuple[BatchEncoding, int]:
+        """Token ids and attention mask of a batch of prompts, and how many leading tokens all of them
+        share. The rows are laid out as [shared prefix | padding | own suffix], so the prefix is at the
+        same columns in every row and its cache can be computed once; positions follow the mask, so the
+        padding in the middle changes nothing the model computes. No shared prefix: plain left padding."""
+        rows = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        prefix = _common_prefix(rows) if len(rows) > 1 else 0
+        prefix = min(prefix, min(len(r) for r in rows) - 1)  # every row keeps a token of its own
+        if prefix < MIN_SHARED_PREFIX:
+            prefix = 0
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            suffix = len(row) - prefix
+            ids[i, :prefix], mask[i, :prefix] = torch.tensor(row[:prefix], dtype=torch.long), 1
+            ids[i, width - suffix :], mask[i, width - suffix :] = torch.tensor(row[prefix:], dtype=torch.long), 1
+        return BatchEncoding({"input_ids": ids, "attention_mask": mask}), prefix
+
+    def _prompt_cache(self, inputs: Any, texts: Sequence[str], prefix: int) -> Any:
+        """The key/value cache of every prompt but its last token, so generation reads one token per row.
+        The shared prefix is computed once, each distinct prompt's own part once more (the episodes of a
+        GRPO group repeat theirs), and the result copied to the rows. None when nothing is shared."""
         distinct: dict[str, int] = {}
         index = [distinct.setdefault(text, len(distinct)) for text in texts]
-        if len(distinct) == len(texts) or inputs["input_ids"].shape[1] < 2:
+        if (len(distinct) == len(texts) and not prefix) or inputs["input_ids"].shape[1] < 2:
             return None
         rows = [texts.index(text) for text in distinct]
         ids, mask = inputs["input_ids"][rows, :-1], inputs["attention_mask"][rows, :-1]
         cache = DynamicCache(config=self.model.config)
-        self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+        if prefix:
+            self.model(input_ids=ids[:1, :prefix], past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache.batch_repeat_interleave(len(rows))
+        if ids.shape[1] > prefix:
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, prefix:]
+            self.model(input_ids=ids[:, prefix:], attention_mask=mask, position_ids=positions,
+                       past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache.batch_select_indices(torch.tensor(index, device=ids.device))
         return cache
 
@@ -242,6 +273,15 @@ def per_request_inputs(inputs: Mapping[str, Any], images_per_request: Sequence[i
             if count:
                 extras[key] = part
     return out
+
+
+def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    first, n = rows[0], min(len(r) for r in rows)
+    for i in range(n):
+        token = first[i]
+        if any(r[i] != token for r in rows):
+            return i
+    return n
 
 
 def _eos_ids(model: PreTrainedModel, tokenizer: Any) -> set[int]:

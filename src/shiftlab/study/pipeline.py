@@ -92,7 +92,8 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
     """Run (or resume) every stage; returns the report's paths and the results."""
     config.validate()
     if config.model is None and config.preset in PAPER_PRESETS:
-        raise ConfigError(f"preset {config.preset!r} reproduces the paper on a real checkpoint: give --model")
+        raise ConfigError(f"preset {config.preset!r} runs on a real checkpoint: give --model PATH_OR_HUB_ID (for "
+                          "SmolLM2: shiftlab import-model --gguf smollm2 --out models/smollm2)")
     output = output_directory(config.output_dir)
     check_same_run(config, output, [k for k in _as_dict(config) if k != "output_dir"])
     (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")

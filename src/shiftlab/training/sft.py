@@ -30,6 +30,7 @@ from shiftlab.task import (
     check_prompt_style,
     list_presets,
 )
+from shiftlab.training.assistant_masks import template_marks_assistant, tokenize_with_masks
 from shiftlab.training.compute import flop_parameters, read_compute, training_flops, write_compute
 from shiftlab.training.config import (
     ConfigError,
@@ -190,6 +191,14 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     if config.freeze_vision:
         freeze_vision(model)
     parameters = flop_parameters(model)
+    # A template without generation markers (most downloaded checkpoints): the assistant's tokens are
+    # found by rendering, and the rows go to TRL tokenized, with their masks.
+    tokenizer = getattr(processor, "tokenizer", processor)
+    own_masks = (config.loss == "assistant" and "images" not in dataset.column_names
+                 and not template_marks_assistant(tokenizer))
+    if own_masks:
+        dataset = dataset.map(tokenize_with_masks, fn_kwargs={"tokenizer": tokenizer}, remove_columns=["messages"],
+                              desc="Finding the assistant's tokens")
 
     with warnings.catch_warnings():  # TRL's own default turns checkpointing on, so it is always passed
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
@@ -205,7 +214,7 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
             weight_decay=config.weight_decay,
             max_grad_norm=config.max_grad_norm,
             max_length=config.max_length,
-            assistant_only_loss=config.loss == "assistant",
+            assistant_only_loss=config.loss == "assistant" and not own_masks,
             completion_only_loss=config.loss == "completion",
             bf16=precision == "bf16",
             fp16=precision == "fp16",
