@@ -73,10 +73,23 @@ def test_evaluation_first_turns_and_revisions(smol, tmp_path):
             assert history[-2]["content"] == turns[0]["response"]
 
 
-def test_virl_evaluation_with_the_real_tokenizer(smol, tmp_path):
-    results = evaluate(["virl-l"], HFPolicy(smol, max_new_tokens=8, batch_size=2), 1, tmp_path,
-                       route_lengths="mini")
-    assert results["virl-l"]["episodes"] == 1
+def test_every_other_text_preset_evaluates(smol, tmp_path):
+    """Each text preset's prompts through the real template: V-IRL-L (several decision points) and the
+    clock task, which came through the task registry alone."""
+    from shiftlab.task import list_presets
+
+    def is_text(preset) -> bool:
+        env = preset.make_env()
+        observation, info = env.reset(seed=0)
+        env.close()
+        return all(isinstance(m["content"], str) for m in preset.make_prompt().first_turn(observation, info))
+
+    policy = HFPolicy(smol, max_new_tokens=8, batch_size=2)
+    text = [p.name for p in list_presets() if not p.name.startswith("gp-l") and is_text(p)]  # gp-l: above
+    assert {"virl-l", "virl-l/rule-ood", "clock"} <= set(text)
+    results = evaluate([t for t in text if t.startswith("virl")], policy, 1, tmp_path / "virl", route_lengths="mini")
+    results.update(evaluate([t for t in text if not t.startswith("virl")], policy, 1, tmp_path / "other"))
+    assert set(results) == set(text) and all(r["episodes"] == 1 for r in results.values())
 
 
 def test_sft_with_lora_finds_the_assistant_tokens_of_a_template_without_markers(smol, tmp_path):
