@@ -268,3 +268,14 @@ def test_a_preset_named_in_the_config_file_applies_its_settings(tmp_path):
     assert settings.build_size == "tiny" and settings.eval_episodes == 4
     assert _study_preset(build_parser().parse_args(["study", "--preset", "quickstart", "--config", str(config)])) \
         == "quickstart"
+
+
+def test_every_named_preset_is_a_valid_config():
+    """A preset that needs a real checkpoint is valid once one is named; the suites name only presets."""
+    from shiftlab.study.config import PAPER_PRESETS, PRESETS, SUITES
+
+    for name in PRESETS:
+        model = {"model": "models/any"} if name in PAPER_PRESETS else {}
+        load_config(StudyConfig, overrides={**preset_values(name), **model})
+    assert all(member in PRESETS for members in SUITES.values() for member in members)
+    assert {"smollm2-gp-l", "smollm2-virl-l", "smollm2-smoke-gp-l", "smollm2-smoke-virl-l"} <= set(PAPER_PRESETS)

@@ -91,7 +91,7 @@ def import_gguf(source: str | Path, out: str | Path, dtype: str = "fp32", overwr
     model = AutoModelForCausalLM.from_config(config, **{dtype_kwarg(): torch.float32})
     model.load_state_dict(loaded.state_dict())
     model.to(target)
-    model.generation_config = _generation_config(loaded.generation_config, tokenizer, GenerationConfig)
+    model.generation_config = _generation_config(loaded.generation_config, tokenizer)
     del loaded
 
     partial = out.with_name(out.name + ".partial")
@@ -110,7 +110,7 @@ def import_gguf(source: str | Path, out: str | Path, dtype: str = "fp32", overwr
     return out
 
 
-def _generation_config(found, tokenizer, cls):
+def _generation_config(found: GenerationConfig | None, tokenizer) -> GenerationConfig:
     """The file's generation settings with the tokenizer's end-of-turn token among the stop tokens and
     a pad token set, and nothing that changes decoding (shiftlab's policies choose sampling)."""
     eos = found.eos_token_id if found is not None else None
@@ -119,7 +119,7 @@ def _generation_config(found, tokenizer, cls):
         eos.append(tokenizer.eos_token_id)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos[0] if eos else None)
     bos = getattr(found, "bos_token_id", None) if found is not None else None
-    return cls(bos_token_id=bos, eos_token_id=eos[0] if len(eos) == 1 else eos or None, pad_token_id=pad)
+    return GenerationConfig(bos_token_id=bos, eos_token_id=eos[0] if len(eos) == 1 else eos or None, pad_token_id=pad)
 
 
 def _sha256(path: Path) -> str:
