@@ -21,7 +21,7 @@ from shiftlab import __version__
 from shiftlab.errors import DependencyError, InputError
 from shiftlab.evaluation import MAX_BATCH_SIZE, evaluate, markdown_table
 from shiftlab.play import message_text, play_episode
-from shiftlab.policies import make_policy
+from shiftlab.policies import DTYPES, make_policy
 from shiftlab.rollout import MAX_ANSWER_CHARS
 from shiftlab.study.config import PRESETS, SUITES, StudyConfig, preset_values
 from shiftlab.task import check_env_options, check_prompt_style, get_preset, list_presets
@@ -249,7 +249,7 @@ def cmd_build_model(args: argparse.Namespace) -> int:
 
 
 def cmd_import_model(args: argparse.Namespace) -> int:
-    missing = [m for m in ("torch", "transformers", "gguf", "accelerate") if _missing(m)]
+    missing = [m for m in ("torch", "transformers") if _missing(m)]  # the module imports them; it checks the rest
     if missing:
         raise UsageError(f"import-model needs {', '.join(missing)}: pip install 'shiftlab[gguf]'")
     from shiftlab.models.gguf import import_gguf
@@ -398,9 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--resolution", type=int, default=None, help="override the image resolution")
     evaluation.add_argument("--max-tokens", type=_count(1), default=None,
                             help="cap on each answer's tokens for hf: and openai: policies (default 256)")
-    evaluation.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
+    evaluation.add_argument("--dtype", choices=DTYPES, default="auto",
                             help="weights of an hf: model: auto (as saved; default), fp32, or bf16 (faster on CPUs "
-                            "with bf16 matmuls, attention stays fp32; answers may differ slightly)")
+                            "with bf16 matmuls; answers may differ slightly)")
     evaluation.add_argument("--max-response-chars", type=_count(1), default=MAX_ANSWER_CHARS,
                             help="answers are cut to this many characters before they are scored, stored or sent "
                             f"back (default {MAX_ANSWER_CHARS:,})")
