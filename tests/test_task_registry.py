@@ -31,7 +31,7 @@ from shiftlab.task import (
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "shiftlab"
 GENERIC = ["rollout.py", "evaluation.py", "metrics.py", "play.py", "task.py", "messages.py", "policies", "models",
-           "training", "study"]
+           "training", "study", "integrations"]
 # What only a task may know: its package, environment id, info keys, options and metric names.
 TASK_WORDS = ("general_points", "GeneralPoints", "virl", "VIRL", "Virl", "shiftlab/", "cards_correct",
               "step_index", "city", "correct_action", "face_cards", "num_cards", "suit", "route",
@@ -174,9 +174,9 @@ def test_the_import_graph_has_no_cycle_between_modules_or_rooms():
     assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
 
 
-# The heavy optional extras: the `hf` and `train` extras of pyproject.toml and what they bring.
+# The heavy optional extras: the `hf`, `train`, `vllm` and `verifiers` extras of pyproject.toml and what they bring.
 HEAVY = frozenset({"torch", "transformers", "trl", "peft", "datasets", "accelerate", "matplotlib", "tokenizers",
-                   "safetensors", "tensorboard", "scipy"})
+                   "safetensors", "tensorboard", "scipy", "vllm", "verifiers"})
 # A base dependency kept like them inside the one function that uses it (OpenAIPolicy): importing it takes
 # longer than the rest of the CLI together.
 SLOW = frozenset({"openai"})
@@ -232,8 +232,10 @@ def test_imports_sit_at_the_top_except_heavy_extras():
 
     while grown := {m for m in paths if m not in heavy and any(map(is_heavy, top[m]))}:
         heavy |= grown
-    assert {"shiftlab.policies.hf", "shiftlab.training.base_model", "shiftlab.study.pipeline"} <= heavy
-    assert not {"shiftlab", "shiftlab.cli", "shiftlab.training.sft", "shiftlab.study.config"} & heavy
+    assert {"shiftlab.policies.hf", "shiftlab.training.base_model", "shiftlab.study.pipeline",
+            "shiftlab.integrations.trl"} <= heavy
+    assert not {"shiftlab", "shiftlab.cli", "shiftlab.training.sft", "shiftlab.study.config",
+                "shiftlab.integrations"} & heavy
 
     found = []
     for module, path in paths.items():

@@ -20,11 +20,12 @@ from tqdm import tqdm
 from shiftlab import __version__
 from shiftlab.errors import DependencyError, InputError
 from shiftlab.evaluation import MAX_BATCH_SIZE, evaluate, markdown_table
+from shiftlab.integrations import verl as verl_export
 from shiftlab.play import message_text, play_episode
 from shiftlab.policies import DTYPES, make_policy
 from shiftlab.rollout import MAX_ANSWER_CHARS
 from shiftlab.study.config import PRESETS, SUITES, StudyConfig, preset_values
-from shiftlab.task import check_env_options, check_prompt_style, get_preset, list_presets
+from shiftlab.task import MAX_EPISODES, check_env_options, check_prompt_style, get_preset, list_presets
 from shiftlab.tasks.general_points.answer import normalize_rank
 from shiftlab.tasks.general_points.cards import rank_value
 from shiftlab.tasks.general_points.verifier import verify
@@ -181,7 +182,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         transformers.utils.logging.disable_progress_bar()
     try:
         policy = make_policy(args.policy, max_tokens=args.max_tokens, timeout=args.timeout, max_retries=args.retries,
-                             dtype=args.dtype)
+                             dtype=args.dtype, concurrency=args.concurrency)
     except ValueError as error:
         raise UsageError(str(error).splitlines()[0]) from None
     overrides = {"resolution": args.resolution} if args.resolution is not None else {}
@@ -207,6 +208,22 @@ def cmd_virl_export(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error).splitlines()[0]) from None
     print(f"wrote {args.routes} {args.city} route(s) in the released layout to {out}")
+    return 0
+
+
+def cmd_export_verl(args: argparse.Namespace) -> int:
+    if _missing("datasets"):  # it writes the parquet file (and brings pyarrow)
+        raise UsageError("export verl needs datasets: pip install 'shiftlab[train]'")
+    presets = _tasks(args.tasks)
+    prompt = _prompt_style(presets, args.prompt)
+    out = _output_dir(args.out)
+    seed = args.seed if args.seed is not None else {"train": 1_000_000, "test": 0}[args.split]
+    try:
+        path = verl_export.export(out, presets, args.episodes, args.split, seed, prompt, quiet=args.quiet)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(f"wrote {args.episodes} episode(s) of {len(presets)} task(s) to {path}, with {out / 'agent_loop.yaml'}, "
+          f"{out / 'interaction.yaml'} and {out / 'manifest.json'}")
     return 0
 
 
@@ -238,6 +255,8 @@ def _config(cls, args: argparse.Namespace, defaults: dict | None = None):
 
 def cmd_build_model(args: argparse.Namespace) -> int:
     _training_imports("build-model")
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # said before seconds of importing torch
+        raise UsageError(f"--out {args.out!r} exists and is not a directory")
     from shiftlab.training.base_model import build_base_model
 
     try:
@@ -292,9 +311,16 @@ def _literal(text: str):
 def cmd_sft(args: argparse.Namespace) -> int:
     _training_imports("sft")
     result = run_sft(_config(SFTRunConfig, args))
+    if not _main_process():
+        return 0
     print(f"trained {result.steps} steps on {result.tokens:,} tokens ({result.flops:.3g} FLOPs); "
           f"model in {result.final_model}")
     return 0
+
+
+def _main_process() -> bool:
+    """Under `accelerate launch` every process runs the command; one of them reports."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -307,10 +333,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_rl(args: argparse.Namespace) -> int:
     _training_imports("rl")
+    config = _config(RLConfig, args)  # a bad setting fails before the seconds of importing the trainer
     from shiftlab.training.rl.trainer import run_rl
 
-    result = run_rl(_config(RLConfig, args))
+    result = run_rl(config)
     last = next((e for e in reversed(result.log) if e.get("kind") == "train"), {})
+    if not _main_process():
+        return 0
     print(f"trained {result.steps} RL steps ({result.flops:.3g} FLOPs in all), last episode reward "
           f"{last.get('reward/episode_mean', float('nan')):.3g}, success {last.get('success_rate', float('nan')):.3g}; "
           f"model in {result.final_model}")
@@ -327,18 +356,22 @@ def _study_preset(args: argparse.Namespace) -> str | None:
 
 def cmd_study(args: argparse.Namespace) -> int:
     _training_imports("study")
-    from shiftlab.study.pipeline import run_study
-    from shiftlab.study.suite import run_suite
-
+    # Every setting is checked before the seconds of importing the training stack.
     preset = _study_preset(args)
     if preset in SUITES:
         # The flags and the config file apply to every study of the suite; --output-dir is the suite's.
         output = args.output_dir or f"runs/study-{preset}"
         args.output_dir = args.preset = None
         configs = [_config(StudyConfig, args, defaults=preset_values(member)) for member in SUITES[preset]]
+        output_directory(output, key="--output-dir")
+        from shiftlab.study.suite import run_suite
+
         run_suite(preset, configs, output)
         return 0
     config = _config(StudyConfig, args, defaults=preset_values(preset) if preset else None)
+    output_directory(config.output_dir)
+    from shiftlab.study.pipeline import run_study
+
     run_study(config)
     return 0
 
@@ -388,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a policy on task presets and write trajectories (JSONL), results.json and "
         "results.md. Rerunning with the same --out resumes: finished episodes are not played again.",
     )
-    evaluation.add_argument("--policy", default="expert", help="expert, random[:SEED], openai:MODEL[@BASE_URL] or hf:PATH (default expert)")
+    evaluation.add_argument("--policy", default="expert", help="expert, random[:SEED], openai:MODEL[@BASE_URL], hf:PATH or vllm:PATH (default expert)")
     evaluation.add_argument("--tasks", default="all", help="preset names, comma-separated, or 'all'")
     evaluation.add_argument("--episodes", type=_count(1), default=100,
                             help="episodes per task (default 100); any number streams, and an interrupted run resumes")
@@ -397,9 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"episodes stepped together, at most {MAX_BATCH_SIZE} (default 32)")
     evaluation.add_argument("--resolution", type=int, default=None, help="override the image resolution")
     evaluation.add_argument("--max-tokens", type=_count(1), default=None,
-                            help="cap on each answer's tokens for hf: and openai: policies (default 256)")
+                            help="cap on each answer's tokens for hf:, vllm: and openai: policies (default 256)")
+    evaluation.add_argument("--concurrency", type=_count(1, 1024), default=None,
+                            help="openai: requests in flight at once (default 8); match the server's batch, "
+                            "with --batch-size at least as large")
     evaluation.add_argument("--dtype", choices=DTYPES, default="auto",
-                            help="weights of an hf: model: auto (as saved; default), fp32, or bf16 (faster on CPUs "
+                            help="weights of an hf: or vllm: model: auto (as saved; default), fp32, or bf16 (faster on CPUs "
                             "with bf16 matmuls; answers may differ slightly)")
     evaluation.add_argument("--max-response-chars", type=_count(1), default=MAX_ANSWER_CHARS,
                             help="answers are cut to this many characters before they are scored, stored or sent "
@@ -440,6 +476,36 @@ def build_parser() -> argparse.ArgumentParser:
                         help="panorama width in pixels, 64 to 8192 (default 1024)")
     export.add_argument("--rotation", type=float, default=0.0, help="panorama rotation stored in the metadata")
     export.set_defaults(run=cmd_virl_export)
+
+    exports = commands.add_parser(
+        "export",
+        help="write task episodes for another trainer (verl)",
+        description="Write episodes of task presets in another trainer's data format.",
+    )
+    targets = exports.add_subparsers(dest="target", required=True, metavar="TARGET")
+    verl = targets.add_parser(
+        "verl",
+        help="parquet rows, reward function and multi-turn configs for verl",
+        description="Write OUT/SPLIT.parquet (verl's data.train_files / data.val_files: one row per episode, "
+        "data_source shiftlab/<preset> so ID and OOD are reported side by side, the episode's seed in "
+        "reward_model.ground_truth, images as PNG with <image> in the prompt), OUT/agent_loop.yaml (verl 0.9.1's "
+        "multi-turn loop), OUT/interaction.yaml (verl <= 0.7) and OUT/manifest.json (seeds, presets, versions). "
+        "The reward function is shiftlab.integrations.verl:compute_score; see examples/verl/.",
+    )
+    verl.add_argument("--tasks", required=True, help="preset names, comma-separated, or 'all'")
+    verl.add_argument("--episodes", type=_count(1, MAX_EPISODES), default=1000,
+                      help="episodes per task (default 1000); episode i uses seed SEED+i")
+    verl.add_argument("--split", choices=verl_export.SPLITS, default="train",
+                      help="train (training options) or test (the presets' evaluation options); default train")
+    verl.add_argument("--seed", type=_seed, default=None,
+                      help="seed of the first episode (default: 1000000 for train, as shiftlab's RL draws its "
+                      "episodes, and 0 for test, as shiftlab eval plays them); the splits in OUT must not share seeds")
+    verl.add_argument("--prompt", default=None, help=PROMPT_HELP)
+    verl.add_argument("--out", required=True, help="output directory (a second split may be added to it)")
+    verl.add_argument("--quiet", action="store_true", help="no progress bar")
+    verl.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                      help="show the full traceback of an error")
+    verl.set_defaults(run=cmd_export_verl)
 
     validate = commands.add_parser(
         "virl-check",

@@ -6,6 +6,12 @@ Auto classes), then TRL does the training. This file adds what a study needs aro
 compute counted as 6*N*D with every log line and checkpoint, a JSONL log, resuming from the last
 checkpoint at the same step and data position, and a final model that reloads like any other
 (LoRA adapters merged in).
+
+Under `accelerate launch` (or torchrun) TRL trains data parallel; `batch_size` stays the number of
+sequences per forward pass summed over the processes, so a run keeps its global batch (and its
+results, up to floating point) on any number of processes. The main process alone writes the run's
+own files (config, expert data, JSONL log, compute.json, final model); TRL counts tokens over all
+processes.
 """
 
 from __future__ import annotations
@@ -68,7 +74,8 @@ class SFTRunConfig:
         default="assistant", metadata={"help": "loss on every assistant turn, or on the last answer only"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the data (unless max_steps is set)"})
     max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1: as many as `epochs` takes"})
-    batch_size: int = field(default=8, metadata={"help": "sequences per device per forward pass"})
+    batch_size: int = field(default=8, metadata={
+        "help": "sequences per forward pass over all processes (each takes batch_size / processes)"})
     grad_accum: int = field(default=1, metadata={"help": "forward passes per optimizer step"})
     learning_rate: float = field(default=1e-5, metadata={"help": "peak learning rate"})
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
@@ -152,6 +159,7 @@ class SFTResult:
 
 def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     # The training stack is imported here, not above: the CLI builds its parser from SFTRunConfig without it.
+    import accelerate
     import torch
     import transformers
     import trl
@@ -167,12 +175,16 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
         save_final,
     )
 
+    # torchrun and `accelerate launch` set WORLD_SIZE; it is needed before TRL sets up the processes.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size ({config.batch_size}) must be a multiple of the number of processes "
+                          f"({world}): it is the batch over all of them")
     output = output_directory(config.output_dir)
     last = get_last_checkpoint(str(output)) if output.is_dir() else None
     resume_from = resume_point(config, output, Path(last) if last else None, "trainer_state.json", RESUME_KEYS)
     if resume_from is not None:
         _check_checkpoint(resume_from)
-    (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
     for key in ("data", "replay"):
         path = getattr(config, key)
@@ -184,29 +196,13 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
     model, processor = load_model(config.model)
     is_vlm = is_vision_language(model.config)
 
-    # Data: the saved dataset, or the run's own expert data, made once so a resume sees the same rows.
-    dataset = _training_data(config, output)
-    if "images" in dataset.column_names and not is_vlm:
-        raise ConfigError(f"the data has images but {config.model!r} is a text-only model")
-    if config.freeze_vision:
-        freeze_vision(model)
-    parameters = flop_parameters(model)
-    # A template without generation markers (most downloaded checkpoints): the assistant's tokens are
-    # found by rendering, and the rows go to TRL tokenized, with their masks.
-    tokenizer = getattr(processor, "tokenizer", processor)
-    own_masks = (config.loss == "assistant" and "images" not in dataset.column_names
-                 and not template_marks_assistant(tokenizer))
-    if own_masks:
-        dataset = dataset.map(tokenize_with_masks, fn_kwargs={"tokenizer": tokenizer}, remove_columns=["messages"],
-                              desc="Finding the assistant's tokens")
-
     with warnings.catch_warnings():  # TRL's own default turns checkpointing on, so it is always passed
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
         args = trl.SFTConfig(
             output_dir=str(output),
             num_train_epochs=config.epochs,
             max_steps=config.max_steps,
-            per_device_train_batch_size=config.batch_size,
+            per_device_train_batch_size=config.batch_size // world,
             gradient_accumulation_steps=config.grad_accum,
             learning_rate=config.learning_rate,
             lr_scheduler_type=config.lr_scheduler,
@@ -214,7 +210,6 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
             weight_decay=config.weight_decay,
             max_grad_norm=config.max_grad_norm,
             max_length=config.max_length,
-            assistant_only_loss=config.loss == "assistant" and not own_masks,
             completion_only_loss=config.loss == "completion",
             bf16=precision == "bf16",
             fp16=precision == "fp16",
@@ -231,11 +226,35 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
             dataloader_num_workers=0,
             use_cpu=not torch.cuda.is_available(),
         )
-    if config.loss == "completion":
-        dataset = dataset.map(_prompt_completion, remove_columns=["messages"])
-
+    args.device  # noqa: B018 - sets up the processes (SFTConfig does it on first use)
+    args_state = accelerate.PartialState()  # as SFTConfig set it up: the processes of the run
+    main = args_state.is_main_process
+    args_state.wait_for_everyone()  # every process has read the saved config before it is rewritten
     log = JsonlLog(output / "logs.jsonl")
-    log.truncate_after(_checkpoint_step(resume_from) if resume_from else 0)
+    if main:
+        (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
+        log.truncate_after(_checkpoint_step(resume_from) if resume_from else 0)
+
+    # Data: the saved dataset, or the run's own expert data, made once so a resume sees the same rows;
+    # the main process makes (and caches) it, the others then read it.
+    tokenizer = getattr(processor, "tokenizer", processor)
+    with args.main_process_first(local=False, desc="training data"):
+        dataset = _training_data(config, output)
+        if "images" in dataset.column_names and not is_vlm:
+            raise ConfigError(f"the data has images but {config.model!r} is a text-only model")
+        # A template without generation markers (most downloaded checkpoints): the assistant's tokens are
+        # found by rendering, and the rows go to TRL tokenized, with their masks.
+        own_masks = (config.loss == "assistant" and "images" not in dataset.column_names
+                     and not template_marks_assistant(tokenizer))
+        if own_masks:
+            dataset = dataset.map(tokenize_with_masks, fn_kwargs={"tokenizer": tokenizer},
+                                  remove_columns=["messages"], desc="Finding the assistant's tokens")
+        if config.loss == "completion":
+            dataset = dataset.map(_prompt_completion, remove_columns=["messages"])
+    args.assistant_only_loss = config.loss == "assistant" and not own_masks
+    if config.freeze_vision:
+        freeze_vision(model)
+    parameters = flop_parameters(model)
 
     class Trainer(trl.SFTTrainer):
         """Adds tokens and FLOPs to every log line and a compute.json to every checkpoint."""
@@ -244,12 +263,13 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
             tokens = self.state.num_input_tokens_seen
             logs = {**logs, "tokens": tokens, "flops": training_flops(parameters, tokens)}
             super().log(logs, start_time)
-            log.write({"step": self.state.global_step, **logs})
+            if self.is_world_process_zero():
+                log.write({"step": self.state.global_step, **logs})
 
         def _save_checkpoint(self, model, trial):
             super()._save_checkpoint(model, trial)
             checkpoint = output / f"checkpoint-{self.state.global_step}"
-            if checkpoint.is_dir():
+            if self.is_world_process_zero() and checkpoint.is_dir():
                 write_compute(checkpoint, step=self.state.global_step, tokens=self.state.num_input_tokens_seen,
                               parameters=parameters)
 
@@ -268,9 +288,13 @@ def run_sft(config: SFTRunConfig, callbacks: list | None = None) -> SFTResult:
         trainer.add_callback(_progress_bar())
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-    final = save_final(trainer.model, processor, output / "final")
-    record = write_compute(final, step=trainer.state.global_step, tokens=trainer.state.num_input_tokens_seen,
-                           parameters=parameters, base=read_compute(config.model) if Path(config.model).is_dir() else None)
+    final = output / "final"
+    if main:
+        save_final(trainer.model, processor, final)
+        write_compute(final, step=trainer.state.global_step, tokens=trainer.state.num_input_tokens_seen,
+                      parameters=parameters, base=read_compute(config.model) if Path(config.model).is_dir() else None)
+    args_state.wait_for_everyone()
+    record = read_compute(final)
     return SFTResult(output, final, trainer.state.global_step, record["tokens"], record["flops"], log.read())
 
 

@@ -52,6 +52,11 @@ class RLConfig:
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rollouts"})
     top_p: float = 1.0
     rollout_batch_size: int = field(default=64, metadata={"help": "episodes stepped together in a rollout"})
+    rollout_engine: Literal["hf", "vllm"] = field(
+        default="hf", metadata={"help": "hf: the trained model generates; vllm: a colocated vLLM engine (CUDA, "
+                                        "`pip install shiftlab[vllm]`) that gets the weights before every step"})
+    vllm_gpu_memory_utilization: float = field(
+        default=0.3, metadata={"help": "share of the GPU's memory the vLLM engine may take (rollout_engine: vllm)"})
 
     # Optimisation
     learning_rate: float = 1e-6
@@ -143,9 +148,9 @@ class RLConfig:
             "thought_coef": (0, 1), "dual_clip": (1, None), "kl_coef": (0, None), "value_coef": (0, None),
             "value_clip": (0, None), "value_hidden": (1, 65_536), "save_total_limit": (1, None),
             "target_kl": (0, None), "entropy_coef": (0, None), "overlong_buffer": (1, MAX_NEW_TOKENS),
-            "overlong_penalty": (0, None),
+            "overlong_penalty": (0, None), "vllm_gpu_memory_utilization": (0, 1),
         }, above=("learning_rate", "adam_eps", "max_grad_norm", "top_p", "clip_low", "clip_high", "ppo_clip",
-                  "dual_clip", "value_clip", "target_kl"),
+                  "dual_clip", "value_clip", "target_kl", "vllm_gpu_memory_utilization"),
            below=("clip_low", "clip_high", "ppo_clip"))
         try:
             check_prompt_style([self.task, *(self.eval_tasks or [])], self.prompt)
@@ -163,6 +168,9 @@ class RLConfig:
             raise ConfigError(f"output_dir is the model itself ({self.model!r}); write the run somewhere else")
         if self.algorithm == "grpo" and self.group_size < 2 and self.advantage != "rloo":
             raise ConfigError("GRPO needs group_size >= 2: a group of one has no baseline to compare with")
+        if self.rollout_engine == "vllm" and self.lora:
+            raise ConfigError("rollout_engine: vllm does not take LoRA runs yet (the engine would need the merged "
+                              "weights every step); use rollout_engine: hf")
         for name in self.report_to:
             if name not in ("tensorboard", "none"):
                 raise ConfigError(f"config key 'report_to' takes tensorboard or none, not {name!r}")

@@ -16,6 +16,12 @@ Every step:
    log-probability that weighs reasoning tokens by `thought_coef`, plus a clipped value loss.
 6. Log (JSONL, TensorBoard, progress bar), evaluate on ID and OOD presets, checkpoint.
 
+Under `accelerate launch` the processes split each step's groups between them and sum their gradients
+(`parallel.py`): a run on N processes takes the steps the one-process run takes. The main process alone
+writes the logs, checkpoints (each process adds its RNG state), evaluations and the final model; the
+others wait for it. With `rollout_engine: vllm` the rollouts go through a colocated vLLM engine that gets
+the policy's weights before every step (`vllm_rollout.py`).
+
 Compute is counted as the paper does (App. C.3): 6*N per token trained on (forward and backward),
 2*N per token only run forward (rollouts, scoring passes), on top of the start model's own compute.
 """
@@ -34,8 +40,8 @@ from typing import Any
 import numpy as np
 import peft
 import torch
-from accelerate import Accelerator
-from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_MODEL_NAME, SCHEDULER_NAME
+from accelerate import Accelerator, DataLoaderConfiguration, PartialState
+from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_MODEL_NAME, SCHEDULER_NAME, DistributedType
 from accelerate.utils import load as load_pickled
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -63,6 +69,7 @@ from shiftlab.training.config import (
     to_yaml,
 )
 from shiftlab.training.rl import objectives as obj
+from shiftlab.training.rl import parallel, vllm_rollout
 from shiftlab.training.rl.config import RESUME_KEYS, RLConfig
 from shiftlab.training.rl.samples import Sample, action_start, collate, response_logprobs, sort_key
 from shiftlab.training.run_log import JsonlLog
@@ -72,7 +79,7 @@ CHECKPOINT_PREFIX = "checkpoint-"
 # then the value head; the optimizer, the schedule, every RNG), the counters in state.json and compute.json.
 # A LoRA policy is saved as its adapters alone, in ADAPTER_FILE, and takes no model number.
 ADAPTER_FILE = "adapter_model.safetensors"
-RNG_FILE = f"{RNG_STATE_NAME}_0.pkl"  # one process
+RNG_FILE = f"{RNG_STATE_NAME}_0.pkl"  # the main process's; each process writes its own
 
 
 def evaluation_dir(output: Path, step: int) -> Path:
@@ -128,14 +135,24 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         check_env_options(list(dict.fromkeys([config.task, *eval_tasks])), config.env)
     except ValueError as error:
         raise ConfigError(f"config key 'env': {error}") from None
+    if config.rollout_engine == "vllm":
+        vllm_rollout.check_available()
+    precision = resolve_precision(config.precision)
+    # split_batches: the schedule advances once per optimizer step, not once per process.
+    accelerator = Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision),
+                              cpu=not torch.cuda.is_available(),
+                              dataloader_config=DataLoaderConfiguration(split_batches=True))
+    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
+        raise ConfigError(f"the RL trainer runs data parallel (accelerate launch --multi_gpu), not "
+                          f"{accelerator.distributed_type.value}")
+    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
     output = output_directory(config.output_dir)
     resume_from = resume_point(config, output, (_checkpoints(output) or [None])[-1], "state.json", RESUME_KEYS)
     resumed = _read_checkpoint(config, resume_from) if resume_from is not None else None
-    (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
+    accelerator.wait_for_everyone()  # every process has read the saved config before it is rewritten
+    if main:
+        (output / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
 
-    precision = resolve_precision(config.precision)
-    accelerator = Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision),
-                              cpu=not torch.cuda.is_available())
     if config.lora:
         accelerator.register_save_state_pre_hook(_save_adapters)
         accelerator.register_load_state_pre_hook(_load_adapters)
@@ -162,17 +179,24 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     base_flops = float(base["flops"]) if base and "flops" in base else 0.0
 
     counters = resumed or Counters()
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # evaluation_mode: placed and registered for checkpoints, but not wrapped in DDP (see parallel.py).
+    model = accelerator.prepare_model(model, evaluation_mode=True)
     if value_head is not None:
-        value_head = accelerator.prepare(value_head)
+        value_head = accelerator.prepare_model(value_head, evaluation_mode=True)
+    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     if resume_from is not None:
         _load_checkpoint(accelerator, resume_from)
     device = accelerator.device
     if reference is not None:
         reference.to(device)
     unwrapped = accelerator.unwrap_model(model)
-    policy = HFPolicy(unwrapped, processor, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                      top_p=config.top_p, batch_size=config.rollout_batch_size, seed=config.seed)
+    # The same sampling seed on every process: HFPolicy seeds each batch from its prompts, so processes
+    # playing different episodes draw different samples, and a batch draws the same ones on any number.
+    if config.rollout_engine == "vllm":
+        policy = vllm_rollout.VLLMRollout(config, unwrapped, processor, accelerator)
+    else:
+        policy = HFPolicy(unwrapped, processor, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                          top_p=config.top_p, batch_size=config.rollout_batch_size, seed=config.seed)
     pad_id = policy.tokenizer.pad_token_id
     # Only PPO weighs reasoning and action tokens apart; GRPO has no use for the split.
     answer_key = preset.owner.answer_key if config.algorithm == "ppo" else None
@@ -180,8 +204,9 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     share = not config.gradient_checkpointing  # a shared prompt's cache must keep its activations
 
     log = JsonlLog(output / "log.jsonl")
-    log.truncate_after(counters.step)
-    writer = _tensorboard(config, output, counters.step)
+    if main:
+        log.truncate_after(counters.step)
+    writer = _tensorboard(config, output, counters.step) if main else None
 
     def flops() -> dict[str, float]:
         trained = training_flops(n_params, counters.tokens_trained)
@@ -189,6 +214,8 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         return {"flops": base_flops + trained + forward, "flops_train": trained, "flops_inference": forward}
 
     def record(entry: dict[str, Any]) -> None:
+        if not main:
+            return
         log.write(entry)
         if writer is not None:
             for key, value in entry.items():
@@ -196,7 +223,13 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                     writer.add_scalar(key, value, entry["step"])
             writer.flush()
 
-    def evaluate_now(step: int) -> dict[str, Any]:
+    def evaluate_now(step: int) -> None:
+        """On the main process, while the others wait."""
+        if main:
+            _evaluate(step)
+        accelerator.wait_for_everyone()
+
+    def _evaluate(step: int) -> None:
         model.eval()
         judge = HFPolicy(unwrapped, processor, max_new_tokens=config.max_new_tokens,
                          temperature=config.eval_temperature, batch_size=config.rollout_batch_size, seed=config.seed)
@@ -207,54 +240,71 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
         for task, metrics in results.items():
             entry.update({f"eval/{task}/{key}": value for key, value in scalar_metrics(metrics).items()})
         record(entry)
-        return entry
 
     if config.eval_steps and eval_tasks and config.eval_at_start and counters.step == 0:
         evaluate_now(0)
 
     bar = tqdm(total=config.steps, initial=counters.step, desc=f"rl {config.algorithm} {config.task}",
-               disable=not progress, dynamic_ncols=True)
+               disable=not (progress and main), dynamic_ncols=True)
     try:
         while counters.step < config.steps:
             step = counters.step + 1
             started = time.perf_counter()
 
-            # 1. Rollouts.
+            # 1. Rollouts: this process plays its shard of each round's groups. The groups kept are the
+            # first prompts_per_step in the order of the one-process run: by round, then by process.
             model.eval()
-            groups: list[list[Any]] = []
+            if config.rollout_engine == "vllm":
+                policy.sync(unwrapped)
+            rounds_kept: list[list[list[Any]]] = []  # per round, this process's groups that passed
+            kept_counts: list[list[int]] = []  # per round, the groups each process kept
             rounds = dropped = 0
             policy_tokens = 0
-            while len(groups) < config.prompts_per_step and rounds < config.sampling_rounds:
+            while sum(map(sum, kept_counts)) < config.prompts_per_step and rounds < config.sampling_rounds:
                 policy.reseed(int(np.random.SeedSequence([config.seed, step, rounds]).generate_state(1)[0]))
                 first = counters.next_episode
                 counters.next_episode += config.prompts_per_step
-                indices = [_pool_index(config, i) for i in range(first, counters.next_episode)
-                           for _ in range(config.group_size)]
-                with accelerator.autocast():
-                    trajectories = run_episodes(preset, policy, indices, seed=config.data_seed,
-                                                batch_size=config.rollout_batch_size, evaluation=False,
-                                                prompt=config.prompt, **config.env)
+                draws = parallel.shard([_pool_index(config, i) for i in range(first, counters.next_episode)],
+                                       rank, world)
+                indices = [index for index in draws for _ in range(config.group_size)]
+                trajectories = []
+                if indices:
+                    with accelerator.autocast():
+                        trajectories = run_episodes(preset, policy, indices, seed=config.data_seed,
+                                                    batch_size=config.rollout_batch_size, evaluation=False,
+                                                    prompt=config.prompt, **config.env)
                 # Every token through the model in the rollout, dropped groups included: each turn's
                 # prompt (as the policy encoded it) and answer.
                 policy_tokens += sum(len(t.prompt_ids) + len(t.token_ids) for tr in trajectories for t in tr.turns)
                 by_seed: dict[int, list[Any]] = defaultdict(list)
                 for trajectory in trajectories:
                     by_seed[trajectory.episode].append(trajectory)
-                for index in sorted(by_seed):
+                passed = []
+                for index in dict.fromkeys(draws):
                     group = by_seed[index]
                     if config.dynamic_sampling and len({_episode_score(config, t) for t in group}) < 2:
                         dropped += 1
                         continue
-                    groups.append(group)
+                    passed.append(group)
+                rounds_kept.append(passed)
+                kept_counts.append(parallel.gather(accelerator, len(passed)))
                 rounds += 1
                 if not config.dynamic_sampling:
                     break
-            groups = groups[: config.prompts_per_step]
-            counters.tokens_rollout += policy_tokens
+            groups: list[list[Any]] = []
+            group_rounds: list[int] = []
+            room = config.prompts_per_step
+            for r, counts in enumerate(kept_counts):
+                before = sum(counts[:rank])
+                take = max(0, min(counts[rank], room - before))
+                groups += rounds_kept[r][:take]
+                group_rounds += [r] * take
+                room = max(0, room - sum(counts))
             rollout_seconds = time.perf_counter() - started
 
             # 2. Samples: one per answered turn.
             samples: list[Sample] = []
+            sample_rounds: list[int] = []
             episodes = [t for group in groups for t in group]
             e = -1
             for g, group in enumerate(groups):
@@ -270,8 +320,10 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                                               torch.tensor(turn.token_ids, dtype=torch.long), dict(turn.prompt_extras),
                                               action_start(policy.tokenizer, turn.token_ids, answer_key), reward,
                                               g, e, k, last))
+                        sample_rounds.append(group_rounds[g])
 
             # 3. Scoring without gradients.
+            tokens_scored = 0
             need_old = (config.epochs > 1 or config.mini_batches > 1 or config.algorithm == "ppo"
                         or (config.kl_coef > 0 and config.kl_placement == "reward"))
             need_ref = reference is not None or (config.kl_coef > 0 and config.lora)
@@ -283,14 +335,14 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
                             logp, state, _ = response_logprobs(model, batch, scoring_temperature,
                                                                hidden=value_head is not None)
                             values = value_head(state) if value_head is not None else None
-                            counters.tokens_scored += batch.tokens
+                            tokens_scored += batch.tokens
                             for row, sample in enumerate(micro):
                                 sample.logp_old = _row(logp, batch.mask, row)
                                 if values is not None:
                                     sample.value_old = float(values[row])
                         if need_ref:
                             logp_ref = _reference_logprobs(model, reference, batch, scoring_temperature)
-                            counters.tokens_scored += batch.tokens
+                            tokens_scored += batch.tokens
                             for row, sample in enumerate(micro):
                                 sample.logp_ref = _row(logp_ref, batch.mask, row)
             if config.kl_coef > 0 and config.kl_placement == "reward":
@@ -299,69 +351,110 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
 
             # 4. Advantages. Overlong filtering then leaves cut answers out of the loss: their reward says
             # more about the length limit than about the answer.
-            _advantages(config, samples, len(episodes))
+            _advantages(config, samples, len(episodes), accelerator)
             truncated = [s.response_ids.numel() >= config.max_new_tokens for s in samples]
-            truncated_share = _mean([float(t) for t in truncated])
+            n_truncated, n_answered = sum(truncated), len(samples)
             if config.overlong == "filter":
-                samples = [s for s, cut in zip(samples, truncated, strict=True) if not cut]
+                keep = [not cut for cut in truncated]
+                samples = [s for s, k in zip(samples, keep, strict=True) if k]
+                sample_rounds = [r for r, k in zip(sample_rounds, keep, strict=True) if k]
 
-            # 5. Update.
+            # The step's samples in the one-process order (by round, then process), as every process sees
+            # them: their answer lengths, and where this process's own sit among them.
+            lengths: list[int] = []
+            positions: dict[int, int] = {}  # position in the step -> this process's sample
+            shares = parallel.gather(accelerator, [(r, int(s.response_ids.numel()))
+                                                   for r, s in zip(sample_rounds, samples, strict=True)])
+            for r in range(rounds):
+                for k, share_k in enumerate(shares):
+                    for i, (sample_round, length) in enumerate(share_k):
+                        if sample_round == r:
+                            if k == rank:
+                                positions[len(lengths)] = i
+                            lengths.append(length)
+
+            # 5. Update: every process runs the same mini-batches of the step's samples, each on its own
+            # ones, normalised by the mini-batch's totals over all processes; the gradients are then summed.
             model.train()
             metrics: dict[str, list[float]] = defaultdict(list)
             generator = torch.Generator().manual_seed(int(np.random.SeedSequence([config.seed, step]).generate_state(1)[0]))
             update_started = time.perf_counter()
             stopped = False
-            for _epoch in range(config.epochs if samples else 0):
-                order = torch.randperm(len(samples), generator=generator).tolist()
+            tokens_trained = 0
+            for _epoch in range(config.epochs if lengths else 0):
+                order = torch.randperm(len(lengths), generator=generator).tolist()
                 for part in np.array_split(np.array(order), config.mini_batches):
-                    chosen = [samples[i] for i in part]
-                    if not chosen or stopped:
+                    if not len(part) or stopped:
                         continue
-                    totals = {"num_sequences": float(len(chosen)),
-                              "num_tokens": float(sum(s.response_ids.numel() for s in chosen)),
+                    chosen = [samples[positions[i]] for i in part.tolist() if i in positions]
+                    totals = {"num_sequences": float(len(part)),
+                              "num_tokens": float(sum(lengths[i] for i in part.tolist())),
                               "max_tokens": config.max_new_tokens}
                     optimizer.zero_grad(set_to_none=True)
-                    kls = []
+                    sums: dict[str, list[float | None]] = {}
                     for micro in _micro_batches(chosen, config.micro_batch_size):
                         batch = collate(micro, pad_id, device, share)
                         with accelerator.autocast():
                             loss, parts = _micro_loss(config, model, value_head, reference, micro, batch,
                                                       scoring_temperature, totals)
                         accelerator.backward(loss)
-                        counters.tokens_trained += batch.tokens
+                        tokens_trained += batch.tokens
+                        weights = _metric_weights(config, len(micro), float(batch.mask.sum()))
                         for key, value in parts.items():
-                            metrics[key].append(value)
-                        kls.append(parts.get("approx_kl", 0.0))
+                            weight = weights.get(key, weights[None])
+                            entry = sums.setdefault(key, [0.0, None if weight is None else 0.0])
+                            entry[0] += value * (1.0 if weight is None else weight)
+                            if weight is not None:
+                                entry[1] += weight
+                    means = parallel.weighted_means(accelerator, sums)
+                    for key, value in means.items():
+                        metrics[key].append(value)
                     # The KL guard: a mini-batch that moved the policy too far from the one that sampled is
                     # not applied, and the step's remaining updates are skipped.
-                    if config.target_kl is not None and _mean(kls) > config.target_kl:
+                    if config.target_kl is not None and means.get("approx_kl", 0.0) > config.target_kl:
                         stopped = True
                         continue
+                    parallel.sum_gradients(accelerator, parameters)
                     grad_norm = accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
                     metrics["grad_norm"].append(float(grad_norm))
                     optimizer.step()
                     scheduler.step()
             update_seconds = time.perf_counter() - update_started
 
+            # Counts and means of the step over all processes.
+            step_sums = parallel.summed(accelerator, {
+                "episodes": len(episodes), "samples": len(samples), "answered": n_answered, "truncated": n_truncated,
+                "tokens_trained": tokens_trained, "tokens_scored": tokens_scored, "tokens_rollout": policy_tokens,
+                "groups_kept": len(groups), "groups_dropped": dropped,
+                "turn_reward": sum(s.reward for s in samples),
+                "episode_score": sum(_episode_score(config, t) for t in episodes),
+                "success": sum(float(t.success) for t in episodes), "turns": sum(len(t.turns) for t in episodes),
+                "answer_tokens": sum(int(s.response_ids.numel()) for s in samples)})
             counters.step = step
-            counters.episodes += len(episodes)
-            counters.samples += len(samples)
-            answer_tokens = sum(int(s.response_ids.numel()) for s in samples)
+            counters.episodes += int(step_sums["episodes"])
+            counters.samples += int(step_sums["samples"])
+            counters.tokens_trained += int(step_sums["tokens_trained"])
+            counters.tokens_scored += int(step_sums["tokens_scored"])
+            counters.tokens_rollout += int(step_sums["tokens_rollout"])
+            n_samples, n_episodes = int(step_sums["samples"]), int(step_sums["episodes"])
+            answer_tokens = int(step_sums["answer_tokens"])
             seconds = time.perf_counter() - started
             entry = {
                 "kind": "train", "step": step, **flops(),
                 "episodes": counters.episodes, "samples": counters.samples,
                 "tokens_trained": counters.tokens_trained, "tokens_rollout": counters.tokens_rollout,
-                "reward/turn_mean": _mean([s.reward for s in samples]),
-                "reward/episode_mean": _mean([_episode_score(config, t) for t in episodes]),
-                "success_rate": _mean([float(t.success) for t in episodes]),
-                "turns_per_episode": _mean([len(t.turns) for t in episodes]),
-                "answer_tokens_mean": answer_tokens / max(len(samples), 1),
-                "truncated_answers": truncated_share, "kl_stopped": float(stopped),
-                "groups_kept": len(groups), "groups_dropped": dropped, "sampling_rounds": rounds,
+                "reward/turn_mean": step_sums["turn_reward"] / n_samples if n_samples else 0.0,
+                "reward/episode_mean": step_sums["episode_score"] / n_episodes if n_episodes else 0.0,
+                "success_rate": step_sums["success"] / n_episodes if n_episodes else 0.0,
+                "turns_per_episode": step_sums["turns"] / n_episodes if n_episodes else 0.0,
+                "answer_tokens_mean": answer_tokens / max(n_samples, 1),
+                "truncated_answers": step_sums["truncated"] / step_sums["answered"] if step_sums["answered"] else 0.0,
+                "kl_stopped": float(stopped),
+                "groups_kept": int(step_sums["groups_kept"]), "groups_dropped": int(step_sums["groups_dropped"]),
+                "sampling_rounds": rounds,
                 "lr": scheduler.get_last_lr()[0],
                 "seconds/step": seconds, "seconds/rollout": rollout_seconds, "seconds/update": update_seconds,
-                "samples_per_second": len(samples) / seconds if seconds > 0 else 0.0,
+                "samples_per_second": n_samples / seconds if seconds > 0 else 0.0,
                 "answer_tokens_per_second": answer_tokens / seconds if seconds > 0 else 0.0,
                 **{key: _mean(values) for key, values in sorted(metrics.items())},
             }
@@ -379,14 +472,17 @@ def run_rl(config: RLConfig, progress: bool = True) -> RLResult:
     if writer is not None:
         writer.close()
 
-    final = save_final(accelerator.unwrap_model(model), processor, output / "final")
-    if value_head is not None:
-        _save_value_head(value_head, final)
+    final = output / "final"
     totals = flops()
-    write_compute(final, step=counters.step, tokens=counters.tokens_trained, parameters=n_params, base=base,
-                  tokens_rollout=counters.tokens_rollout, tokens_scored=counters.tokens_scored,
-                  flops_total=totals["flops"], flops_train=totals["flops_train"],
-                  flops_inference=totals["flops_inference"])
+    if main:
+        save_final(accelerator.unwrap_model(model), processor, final)
+        if value_head is not None:
+            _save_value_head(value_head, final)
+        write_compute(final, step=counters.step, tokens=counters.tokens_trained, parameters=n_params, base=base,
+                      tokens_rollout=counters.tokens_rollout, tokens_scored=counters.tokens_scored,
+                      flops_total=totals["flops"], flops_train=totals["flops_train"],
+                      flops_inference=totals["flops_inference"])
+    accelerator.wait_for_everyone()
     drawn = counters.next_episode if config.train_episodes is None else min(counters.next_episode, config.train_episodes)
     return RLResult(output, final, counters.step, totals["flops"], log.read(), drawn)
 
@@ -403,11 +499,12 @@ def _episode_score(config: RLConfig, trajectory: Any) -> float:
     return float(trajectory.total_reward)
 
 
-def _advantages(config: RLConfig, samples: list[Sample], n_episodes: int) -> None:
-    """Fill `advantage` (and PPO's value `target`) of every sample."""
-    if not samples:
-        return
+def _advantages(config: RLConfig, samples: list[Sample], n_episodes: int, accelerator: Any) -> None:
+    """Fill `advantage` (and PPO's value `target`) of every sample. GRPO's groups are whole on each
+    process; PPO whitens over the samples of all processes."""
     if config.algorithm == "grpo":
+        if not samples:
+            return
         scores = torch.zeros(n_episodes, dtype=torch.float64)
         groups = torch.zeros(n_episodes, dtype=torch.long)
         for sample in samples:
@@ -418,11 +515,18 @@ def _advantages(config: RLConfig, samples: list[Sample], n_episodes: int) -> Non
             sample.advantage = float(advantages[sample.episode])
         return
     # PPO: samples are in episode order, turn by turn; GAE runs over each episode's turns.
+    if not samples:
+        if accelerator.num_processes > 1:  # the others whiten with this process taking part
+            parallel.whiten(accelerator, torch.zeros(0, dtype=torch.float64))
+        return
     rewards = torch.tensor([s.reward for s in samples], dtype=torch.float64)
     values = torch.tensor([s.value_old for s in samples], dtype=torch.float64)
     dones = torch.tensor([s.last for s in samples])
     advantages, returns = obj.gae(rewards, values, dones, config.gamma, config.gae_lambda)
-    advantages = obj.whiten(advantages)
+    if accelerator.num_processes == 1:
+        advantages = obj.whiten(advantages)
+    else:
+        advantages = parallel.whiten(accelerator, advantages)
     for sample, advantage, target in zip(samples, advantages.tolist(), returns.tolist(), strict=True):
         sample.advantage, sample.target = advantage, target
 
@@ -463,6 +567,20 @@ def _micro_loss(config: RLConfig, model: Any, value_head: Any, reference: Any, m
     parts["loss"] = float(loss.detach())
     parts.update({key: float(value) for key, value in stats.items()})
     return loss, parts
+
+
+# PPO's statistics per sequence; the rest are means over answer tokens.
+_SEQUENCE_METRICS = ("ratio_mean", "clip_frac", "value_loss")
+
+
+def _metric_weights(config: RLConfig, sequences: int, tokens: float) -> dict[str | None, float | None]:
+    """How a micro-batch's figure counts in the update's: by its tokens (None: the default), by its
+    sequences, or summed (`loss`, each micro-batch's share of the update's loss), so that the figures
+    do not depend on how the samples were split into micro-batches or processes."""
+    weights: dict[str | None, float | None] = {None: tokens, "loss": None}
+    if config.algorithm == "ppo":
+        weights.update(dict.fromkeys(_SEQUENCE_METRICS, float(sequences)))
+    return weights
 
 
 def _micro_batches(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
@@ -533,19 +651,25 @@ def _save_value_head(value_head: Any, directory: Path) -> None:
 
 def _save_checkpoint(output: Path, config: RLConfig, counters: Counters, accelerator: Any, n_params: int,
                      flops: dict[str, float]) -> Path:
-    """Written under a temporary name and renamed, so a killed run never leaves half a checkpoint."""
+    """Written under a temporary name and renamed, so a killed run never leaves half a checkpoint. Every
+    process writes its RNG state into it (accelerate); the main process the rest."""
     final = output / f"{CHECKPOINT_PREFIX}{counters.step:06d}"
     tmp = output / f"{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
-    (tmp / "state.json").write_text(json.dumps({"counters": asdict(counters)}, indent=1), encoding="utf-8")
-    write_compute(tmp, step=counters.step, tokens=counters.tokens_trained, parameters=n_params,
-                  tokens_rollout=counters.tokens_rollout, flops_total=flops["flops"])
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    if config.save_total_limit:
-        for old in _checkpoints(output)[: -config.save_total_limit]:
-            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "state.json").write_text(json.dumps({"counters": asdict(counters)}, indent=1), encoding="utf-8")
+        write_compute(tmp, step=counters.step, tokens=counters.tokens_trained, parameters=n_params,
+                      tokens_rollout=counters.tokens_rollout, flops_total=flops["flops"])
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        if config.save_total_limit:
+            for old in _checkpoints(output)[: -config.save_total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
     return final
 
 
@@ -596,7 +720,8 @@ def _save_adapters(models: list, weights: list, directory: str) -> None:
     for index, model in enumerate(models):
         if isinstance(model, peft.PeftModel):
             state = {k: v.contiguous() for k, v in peft.get_peft_model_state_dict(model).items()}
-            save_file(state, str(Path(directory) / ADAPTER_FILE))
+            if PartialState().is_main_process:
+                save_file(state, str(Path(directory) / ADAPTER_FILE))
             weights.pop(index)
             return
 
