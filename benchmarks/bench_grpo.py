@@ -254,6 +254,23 @@ def summarize(run: dict[str, list[float]], warmup: int) -> dict[str, Any]:
     return summary
 
 
+
+def run_in_turn(trainers: dict[str, Any], args: argparse.Namespace) -> tuple[dict, dict, list[str]]:
+    """Each trainer on the same model (`--model`, or one built at `--size`), one after the other in the
+    order `--trl-first` picks: their timings, the CPU share other processes took during each, the order."""
+    from shiftlab.training.base_model import build_base_model
+
+    with tempfile.TemporaryDirectory() as directory:
+        workdir = Path(directory)
+        model_dir = args.model or build_base_model(workdir / "model", kind="lm", size=args.size, seed=0)
+        order = ["TRL", "shiftlab"] if args.trl_first else ["shiftlab", "TRL"]
+        runs, others = {}, {}
+        for name in order:
+            before = _cpu_ticks()
+            runs[name] = trainers[name](model_dir, workdir, args)
+            others[name] = _others_share(before, _cpu_ticks())
+    return runs, others, order
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -296,18 +313,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"at most {args.max_new_tokens} new tokens, micro-batch {args.micro_batch}, fp32, "
           f"{args.warmup} warm-up + {args.steps} timed steps each")
 
-    from shiftlab.training.base_model import build_base_model
-
-    with tempfile.TemporaryDirectory() as directory:
-        workdir = Path(directory)
-        model_dir = args.model or build_base_model(workdir / "model", kind="lm", size=args.size, seed=0)
-        trainers = {"shiftlab": run_shiftlab, "TRL": run_trl}
-        order = ["TRL", "shiftlab"] if args.trl_first else ["shiftlab", "TRL"]
-        runs, others = {}, {}
-        for name in order:
-            before = _cpu_ticks()
-            runs[name] = trainers[name](model_dir, workdir, args)
-            others[name] = _others_share(before, _cpu_ticks())
+    trainers = {"shiftlab": run_shiftlab, "TRL": run_trl}
+    runs, others, order = run_in_turn(trainers, args)
     info["cpu_share_of_other_processes"] = others
     rows = {name: summarize(runs[name], args.warmup) for name in trainers}
 

@@ -33,7 +33,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # environment_factory is experimental in TRL 1.16
 
 import torch  # noqa: E402
-from bench_grpo import DATA_SEED, LEARNING_RATE, _cpu_ticks, _others_share, _sync, machine, versions  # noqa: E402
+from bench_grpo import DATA_SEED, LEARNING_RATE, _sync, machine, run_in_turn, versions  # noqa: E402
 
 TASK = "gp-l"
 
@@ -63,6 +62,7 @@ def run_shiftlab(model_dir: Path, workdir: Path, args: argparse.Namespace) -> di
     entries = [e for e in run_rl(config, progress=False).log if e.get("kind") == "train"]
     return {"seconds": [e["seconds/step"] for e in entries],
             "turns_per_episode": [e["turns_per_episode"] for e in entries],
+            "rollout": [e["seconds/rollout"] for e in entries], "update": [e["seconds/update"] for e in entries],
             "tokens": [e["answer_tokens_mean"] * n for e, n in zip(entries, _increments(entries, "samples"), strict=True)]}
 
 
@@ -125,6 +125,8 @@ def summarize(run: dict[str, list[float]], warmup: int) -> dict[str, Any]:
     return {"seconds_per_step": statistics.median(seconds), "seconds_min": min(seconds), "seconds_max": max(seconds),
             "turns_per_episode": statistics.mean(run["turns_per_episode"][warmup:]),
             "tokens_per_second": statistics.median(t / s for t, s in zip(tokens, seconds, strict=True)),
+            **{f"seconds_{part}_median": statistics.median(run[part][warmup:]) for part in ("rollout", "update")
+               if part in run},
             "steps": run}
 
 
@@ -167,18 +169,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"(TRL: {args.attempts * args.max_new_tokens} an episode), micro-batch {args.micro_batch}, fp32, "
           f"{args.warmup} warm-up + {args.steps} timed steps each")
 
-    from shiftlab.training.base_model import build_base_model
-
-    with tempfile.TemporaryDirectory() as directory:
-        workdir = Path(directory)
-        model_dir = args.model or build_base_model(workdir / "model", kind="lm", size=args.size, seed=0)
-        trainers = {"shiftlab": run_shiftlab, "TRL": run_trl}
-        order = ["TRL", "shiftlab"] if args.trl_first else ["shiftlab", "TRL"]
-        runs, others = {}, {}
-        for name in order:
-            before = _cpu_ticks()
-            runs[name] = trainers[name](model_dir, workdir, args)
-            others[name] = _others_share(before, _cpu_ticks())
+    trainers = {"shiftlab": run_shiftlab, "TRL": run_trl}
+    runs, others, order = run_in_turn(trainers, args)
     rows = {name: summarize(runs[name], args.warmup) for name in trainers}
 
     print()
@@ -187,6 +179,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, row in rows.items():
         print(f"| {name} | {row['seconds_per_step']:.3f} ({row['seconds_min']:.3f}-{row['seconds_max']:.3f}) "
               f"| {row['turns_per_episode']:.2f} | {row['tokens_per_second']:.1f} |")
+    for name, row in rows.items():
+        if "seconds_rollout_median" in row:
+            print(f"{name} step split (medians): rollout {row['seconds_rollout_median']:.3f} s, "
+                  f"update {row['seconds_update_median']:.3f} s")
     ratio = rows["TRL"]["seconds_per_step"] / rows["shiftlab"]["seconds_per_step"]
     print()
     print(f"TRL / shiftlab seconds per step: {ratio:.2f}x (above 1: shiftlab's step is faster)")

@@ -59,3 +59,15 @@ def test_grpo_benchmark_runs(tmp_path):
     numbers = json.loads(report.read_text())
     assert numbers["ratio"]["samples_per_second"] == pytest.approx(ratio, rel=0.01, abs=0.01)
     assert numbers["results"]["TRL"]["samples_per_second"] > 0
+
+
+def test_multiturn_grpo_benchmark_runs(tmp_path):
+    pytest.importorskip("trl")
+    report = tmp_path / "multiturn.json"
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_multiturn_grpo.py"), "--quick", "--json",
+                             str(report)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads(report.read_text())
+    assert numbers["results"]["shiftlab"]["turns_per_episode"] == 2.0  # a wrong first answer gets its revision
+    assert numbers["trl_over_shiftlab_seconds"] > 0
+    assert "shiftlab step split" in result.stdout
