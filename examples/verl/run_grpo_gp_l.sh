@@ -24,10 +24,11 @@ DATA=${DATA:-data/verl/gp-l}
 MODE=${MODE:-single}
 GPUS=${GPUS:-8}
 
-# Training episodes from seed 0, test episodes from seed 1000000: the export refuses overlapping seeds.
-[ -f "$DATA/train.parquet" ] || shiftlab export verl --tasks gp-l --episodes 20000 --split train --seed 0 --out "$DATA"
+# Training episodes from seed 1000000 (where shiftlab's RL draws them), test episodes from seed 0 (the ones
+# `shiftlab eval` plays): the defaults; the export refuses overlapping seeds.
+[ -f "$DATA/train.parquet" ] || shiftlab export verl --tasks gp-l --episodes 20000 --split train --out "$DATA"
 [ -f "$DATA/test.parquet" ] || shiftlab export verl --tasks gp-l,gp-l/rule-ood --episodes 200 --split test \
-    --seed 1000000 --out "$DATA"
+    --out "$DATA"
 
 MULTI_TURN=()
 if [ "$MODE" = multi ]; then

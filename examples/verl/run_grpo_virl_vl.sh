@@ -14,11 +14,11 @@ MODEL=${MODEL:-Qwen/Qwen2.5-VL-3B-Instruct}
 DATA=${DATA:-data/verl/virl-vl}
 GPUS=${GPUS:-8}
 
-[ -f "$DATA/train.parquet" ] || shiftlab export verl --tasks virl-vl --episodes 5000 --split train --seed 0 --out "$DATA"
+[ -f "$DATA/train.parquet" ] || shiftlab export verl --tasks virl-vl --episodes 5000 --split train --out "$DATA"
 # 18 test episodes each: visual-ood is the mini benchmark's fixed list of 9 cities x 2 routes (episode i
 # takes route i, wrapping round after 18).
 [ -f "$DATA/test.parquet" ] || shiftlab export verl --tasks virl-vl,virl-vl/rule-ood,virl-vl/visual-ood \
-    --episodes 18 --split test --seed 1000000 --out "$DATA"
+    --episodes 18 --split test --out "$DATA"
 
 python -m verl.trainer.main_ppo \
     algorithm.adv_estimator=grpo \

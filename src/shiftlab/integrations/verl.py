@@ -1,6 +1,6 @@
 """shiftlab's task presets as verl data, reward function and episodes, written against verl 0.9.1.
 
-    shiftlab export verl --tasks gp-l,gp-l/rule-ood --episodes 1000 --split train --seed 0 --out data/verl
+    shiftlab export verl --tasks gp-l,gp-l/rule-ood --episodes 1000 --split train --out data/verl
     python -m verl.trainer.main_ppo data.train_files=data/verl/train.parquet \\
         reward.custom_reward_function.path=pkg://shiftlab.integrations.verl ...   (examples/verl/)
 
