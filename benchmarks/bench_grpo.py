@@ -271,6 +271,7 @@ def run_in_turn(trainers: dict[str, Any], args: argparse.Namespace) -> tuple[dic
             others[name] = _others_share(before, _cpu_ticks())
     return runs, others, order
 
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",

@@ -40,6 +40,7 @@ from typing import Any, Literal
 from datasets import Dataset
 from trl.chat_template_utils import add_response_schema, supports_tool_calling
 
+from shiftlab.integrations.episode import EnvSession, EpisodeSpec
 from shiftlab.messages import Message, text_of
 from shiftlab.models.builders import CHAT_TEMPLATE
 from shiftlab.rollout import MAX_ANSWER_CHARS, bounded_response
@@ -96,12 +97,7 @@ class TaskEnvironment:
 
     def __init__(self) -> None:
         self._envs: dict[tuple[str, bool], Any] = {}  # built once per preset: a reset is far cheaper
-        self._preset: TaskPreset | None = None
-        self._env: Any = None
-        self._messages: list[Message] = []
-        self._rewards: list[float] = []
-        self._done = False
-        self._success = False
+        self._session: EnvSession | None = None
 
     def reset(self, seed: int | None = None, task: str | None = None, episode: int | None = None,
               evaluation: bool | None = None, **row: Any) -> str:
@@ -114,12 +110,9 @@ class TaskEnvironment:
         key = (name, evaluation)
         if key not in self._envs:
             self._envs[key] = _text_preset(name).make_env(evaluation=evaluation, **self.env_options)
-        self._preset, self._env = get_preset(name), self._envs[key]
-        options = self._preset.owner.reset_options(self._env, int(episode)) if episode is not None else None
-        observation, info = self._env.reset(seed=int(seed), options=options)
-        self._messages = self._preset.make_prompt(self.prompt_style).first_turn(observation, info)
-        self._rewards, self._done, self._success = [], False, False
-        return _messages_text(self._messages)
+        spec = EpisodeSpec(name, int(seed), int(episode or 0), evaluation, self.prompt_style)
+        self._session = EnvSession(spec, env=self._envs[key], max_answer_chars=self.max_answer_chars)
+        return _messages_text(self._session.reset())
 
     def submit_answer(self, answer: str) -> str:
         """Submit your answer to the task. The verifier checks it and replies with its feedback, or with the
@@ -128,43 +121,40 @@ class TaskEnvironment:
         Args:
             answer: Your complete answer, written in the format the task asks for.
         """
-        if self._env is None:
+        session = self._session
+        if session is None:
             return "No episode is running."
-        if self._done:
-            return f"The episode is over ({'solved' if self._success else 'not solved'}); no more answers are taken."
-        text, _ = bounded_response(_as_text(answer), self.max_answer_chars)
-        observation, reward, terminated, truncated, info = self._env.step(text)
-        self._rewards.append(float(reward))
-        if terminated or truncated:
-            self._done, self._success = True, bool(info.get("success", False))
-            verdict = "solved" if self._success else "not solved"
-            return _bounded(f"{info.get('feedback', '')}\n\nThe episode is over: {verdict}.".strip())
-        self._messages = self._preset.make_prompt(self.prompt_style).next_turn(self._messages, text, observation, info)
-        reply = text_of(self._messages[-1]["content"])
-        return _bounded(f"{reply}\n\n(attempts left: {info.get('attempts_left')})")
+        if session.done:
+            return f"The episode is over ({'solved' if self.success else 'not solved'}); no more answers are taken."
+        step = session.step(_as_text(answer))
+        if step.done:
+            verdict = "solved" if self.success else "not solved"
+            return _bounded(f"{step.info.get('feedback', '')}\n\nThe episode is over: {verdict}.".strip())
+        reply = text_of(step.messages[-1]["content"])
+        return _bounded(f"{reply}\n\n(attempts left: {step.info.get('attempts_left')})")
 
     def get_reward(self) -> float:
         """The episode's reward: with `rewards="per_attempt"` (shiftlab's RL default) the sum of the
         verifier's rewards over every answer, the episode return shiftlab's GRPO ranks a group by; with
         "outcome", 1.0 for a solved episode, else 0.0. An episode the model never answered is scored as
         one empty answer, so that silence never beats a wrong answer."""
-        if self._env is not None and not self._rewards and not self._done:
+        if self._session is not None and not self._session.rewards and not self._session.done:
             self.submit_answer("")
         if self.rewards == "outcome":
-            return float(self._success)
-        return float(sum(self._rewards))
+            return float(self.success)
+        return float(sum(self.step_rewards))
 
     @property
     def done(self) -> bool:
-        return self._done
+        return self._session is not None and self._session.done
 
     @property
     def success(self) -> bool:
-        return self._success
+        return self.done and bool(self._session.info.get("success", False))
 
     @property
     def step_rewards(self) -> list[float]:
-        return list(self._rewards)
+        return list(self._session.rewards) if self._session is not None else []
 
 
 def environment_factory(task: str, *, prompt: str | None = None, rewards: Rewards = "per_attempt",
@@ -247,25 +237,18 @@ def _answers(completion: Any) -> list[str]:
     return [text_of(finals[-1].get("content") or "")] if finals else [""]
 
 
-def _replay(completion: Any, seed: int, task: str, episode: int | None, evaluation: bool) -> tuple[list[str], list[float], bool]:
-    """Play a completion's answers on a fresh episode of (task, seed): the answers taken, their rewards
-    and whether the episode was solved. Deterministic: `reset(seed=)` alone fixes the episode."""
+def _replay(completion: Any, seed: int, task: str, episode: int | None, evaluation: bool) -> tuple[list[float], bool]:
+    """Play a completion's answers on a fresh episode of (task, seed): their rewards and whether the
+    episode was solved. Deterministic: `reset(seed=)` alone fixes the episode."""
     key = (task, bool(evaluation))
     if key not in _REPLAY_ENVS:
         _REPLAY_ENVS[key] = _text_preset(task).make_env(evaluation=bool(evaluation))
-    env, preset = _REPLAY_ENVS[key], get_preset(task)
-    options = preset.owner.reset_options(env, int(episode)) if episode is not None else None
-    env.reset(seed=int(seed), options=options)
-    taken, rewards, success = [], [], False
+    session = EnvSession(EpisodeSpec(task, int(seed), int(episode or 0), bool(evaluation)), env=_REPLAY_ENVS[key])
+    session.reset()
     for answer in _answers(completion):
-        text, _ = bounded_response(answer)
-        _, reward, terminated, truncated, info = env.step(text)
-        taken.append(text)
-        rewards.append(float(reward))
-        if terminated or truncated:
-            success = bool(info.get("success", False))
+        if session.step(answer).done:
             break
-    return taken, rewards, success
+    return session.rewards, session.done and bool(session.info.get("success", False))
 
 
 def _rows(completions: Sequence[Any], seed: Sequence[int], task: Sequence[str] | None,
@@ -281,7 +264,7 @@ def success_reward(prompts: list, completions: list, completion_ids: list | None
                    **kwargs: Any) -> list[float]:
     """1.0 where the completion's answers (its tool calls, or its text) solve the episode of its row's
     task and seed, else 0.0. Replays the episode through the task's verifier."""
-    return [float(_replay(c, s, t, e, v)[2]) for c, s, t, e, v in _rows(completions, seed, task, episode, evaluation)]
+    return [float(_replay(c, s, t, e, v)[1]) for c, s, t, e, v in _rows(completions, seed, task, episode, evaluation)]
 
 
 def episode_reward(prompts: list, completions: list, completion_ids: list | None = None, *, seed: list[int],
@@ -291,7 +274,7 @@ def episode_reward(prompts: list, completions: list, completion_ids: list | None
     what `get_reward` gives with `rewards="per_attempt"`, for plain single-turn GRPO."""
     out = []
     for c, s, t, e, v in _rows(completions, seed, task, episode, evaluation):
-        _, rewards, _ = _replay(c, s, t, e, v)
+        rewards, _ = _replay(c, s, t, e, v)
         out.append(float(sum(rewards)))
     return out
 

@@ -41,8 +41,7 @@ import math
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +51,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from shiftlab import __version__
-from shiftlab.errors import InputError
+from shiftlab.integrations import episode
+from shiftlab.integrations.episode import EpisodeError, EpisodeSpec, _plain
 from shiftlab.messages import Message, text_of
-from shiftlab.rollout import bounded_response, json_safe
+from shiftlab.rollout import json_safe
 from shiftlab.task import MAX_EPISODES, TaskPreset, get_preset
 
 VERL_VERSION = "0.9.1"  # the verl whose sources this module and examples/verl/ were checked against
@@ -66,77 +66,13 @@ INTERACTION_CLASS = "shiftlab.integrations.verl_interaction.EnvInteraction"
 IMAGE_TOKEN = "<image>"  # RLHFDataset's placeholder for the next entry of `images`
 SPLITS = ("train", "test")
 FEEDBACK_CHARS = 1000  # feedback kept in the per-sample metrics (verl logs them as strings)
-_MAX_SEED = 2**63 - 1
-
-
-class ExportError(InputError):
-    """An export that cannot be made as asked (overlapping seeds, a bad episode spec): exit status 2."""
+# An export or a reward call that cannot be made as asked (overlapping seeds, a bad episode spec): exit 2.
+ExportError = EpisodeError
 
 
 def source_tag(preset: str) -> str:
     """The `data_source` tag of a preset's rows: verl groups validation metrics by it."""
     return f"{SOURCE_PREFIX}/{preset}"
-
-
-@dataclass(frozen=True)
-class EpisodeSpec:
-    """Everything that fixes one episode: the preset, `reset(seed=seed)`, the task's reset options for
-    episode `episode` (fixed route orders), the evaluation options (held-out splits) and the prompt style
-    (None: the preset's own). Stored as JSON in `reward_model.ground_truth`."""
-
-    preset: str
-    seed: int
-    episode: int = 0
-    evaluation: bool = False
-    prompt: str | None = None
-
-    def __post_init__(self):
-        try:
-            get_preset(self.preset)
-        except KeyError as error:
-            raise ExportError(error.args[0]) from None
-        for name in ("seed", "episode"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_SEED:
-                raise ExportError(f"episode {name} must be a non-negative integer, not {value!r}")
-        if not isinstance(self.evaluation, bool):
-            raise ExportError(f"episode evaluation must be true or false, not {self.evaluation!r}")
-        if self.prompt is not None and not isinstance(self.prompt, str):
-            raise ExportError(f"episode prompt must be a style name or null, not {self.prompt!r}")
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict(), sort_keys=True)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"preset": self.preset, "seed": self.seed, "episode": self.episode,
-                "evaluation": self.evaluation, "prompt": self.prompt}
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> EpisodeSpec:
-        """From a mapping with the fields (other keys, such as an interaction's name, are ignored)."""
-        if not isinstance(values, Mapping) or "preset" not in values or "seed" not in values:
-            raise ExportError(f"an episode needs a preset and a seed, not {str(values)[:200]!r}")
-        return cls(values["preset"], _plain(values["seed"]), _plain(values.get("episode", 0)),
-                   _plain(values.get("evaluation", False)), values.get("prompt"))
-
-    @classmethod
-    def from_json(cls, text: Any) -> EpisodeSpec:
-        if isinstance(text, Mapping):
-            return cls.from_mapping(text)
-        try:
-            values = json.loads(text)
-        except (TypeError, ValueError):
-            raise ExportError(f"ground_truth is not a shiftlab episode: {str(text)[:200]!r}") from None
-        return cls.from_mapping(values)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars (parquet rows come back as them) and enums as plain Python values."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Enum):
-        return value.value
-    return value
 
 
 def _pil(image: Any) -> Image.Image:
@@ -201,81 +137,11 @@ def result_fields(rewards: Sequence[float], info: Mapping[str, Any], done: bool,
     }
 
 
-@dataclass
-class Step:
-    """What one answer did: its reward, whether the episode ended, and the messages to append to the
-    conversation (empty when it ended)."""
-
-    reward: float
-    done: bool
-    messages: list[Message]
-    info: dict[str, Any]
-
-
-@dataclass
-class EnvSession:
-    """One episode of a preset driven answer by answer, as verl's multi-turn loops drive it. After each
-    answer the preset's prompt style says what comes next; a style that appends to the conversation (a
-    revision) gives its new messages, and one that starts afresh (V-IRL after a correct move) has its
-    whole new conversation appended, since verl trains on one growing sequence per episode."""
-
-    spec: EpisodeSpec
-    env: Any = None
-    rewards: list[float] = field(default_factory=list)
-    done: bool = False
-    cut: bool = False
-
-    def __post_init__(self):
-        self.preset: TaskPreset = get_preset(self.spec.preset)
-        self.task = self.preset.owner
-        self.style = self.preset.make_prompt(self.spec.prompt)
-        if self.env is None:
-            self.env = self.preset.make_env(evaluation=self.spec.evaluation)
-        self.info: dict[str, Any] = {}
-        self.messages: list[Message] = []
-        self.point = 0
-
-    def reset(self) -> list[Message]:
-        """The episode's first conversation (shiftlab messages: images as arrays)."""
-        observation, info = self.env.reset(seed=self.spec.seed,
-                                           options=self.task.reset_options(self.env, self.spec.episode))
-        self.info, self.rewards, self.done, self.cut = dict(info), [], False, False
-        self.messages = self.style.first_turn(observation, info)
-        self.point = self.task.decision_point(info)
-        return self.messages
-
-    def step(self, answer: Any) -> Step:
-        if self.done:
-            raise RuntimeError("the episode has ended; reset it first")
-        text, cut = bounded_response(answer)
-        self.cut = self.cut or cut is not None
-        self.point = self.task.decision_point(self.info)
-        observation, reward, terminated, truncated, info = self.env.step(text)
-        self.rewards.append(float(reward))
-        self.done = bool(terminated or truncated)
-        self.info = dict(info)
-        appended: list[Message] = []
-        if not self.done:
-            following = self.style.next_turn(self.messages, text, observation, info)
-            appended = _appended(self.messages, following)
-            self.messages = following
-        return Step(float(reward), self.done, appended, self.info)
+class EnvSession(episode.EnvSession):
+    """An episode session that also gives verl's per-sample record (`result_fields`)."""
 
     def fields(self) -> dict[str, Any]:
         return result_fields(self.rewards, self.info, self.done, self.point, self.cut, self.task.turn_keys)
-
-    def close(self) -> None:
-        self.env.close()
-
-
-def _appended(previous: list[Message], following: list[Message]) -> list[Message]:
-    """The messages `following` adds after the answer to `previous`: its tail when it extends `previous`
-    by the assistant's answer (compared by identity: contents hold arrays), else all of it."""
-    n = len(previous)
-    if (len(following) > n and all(a is b for a, b in zip(previous, following[:n], strict=True))
-            and following[n].get("role") == "assistant"):
-        return list(following[n + 1:])
-    return list(following)
 
 
 @dataclass
