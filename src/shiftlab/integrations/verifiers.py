@@ -27,6 +27,7 @@ from typing import Any
 import verifiers.v1 as vf
 from pydantic import Field
 
+from shiftlab.integrations.episode import EnvSession, EpisodeSpec
 from shiftlab.messages import Message
 from shiftlab.policies.api import image_data_url
 from shiftlab.rollout import bounded_response
@@ -70,20 +71,17 @@ class Replay:
 
     def __init__(self, data: ShiftlabData, answers: Sequence[str]):
         preset = get_preset(data.preset)
-        env = preset.make_env(evaluation=data.evaluation, **data.env_options)
+        spec = EpisodeSpec(data.preset, data.seed, data.episode, data.evaluation, data.prompt_style)
+        session = EnvSession(spec, env=preset.make_env(evaluation=data.evaluation, **data.env_options))
         try:
-            _, info = env.reset(seed=data.seed, options=preset.owner.reset_options(env, data.episode))
-            self.reward, self.turns, self.done, self.success = 0.0, 0, False, False
+            session.reset()
             for answer in answers:
-                text, _ = bounded_response(answer)
-                _, reward, terminated, truncated, info = env.step(text)
-                self.reward += float(reward)
-                self.turns += 1
-                if terminated or truncated:
-                    self.done, self.success = True, bool(info.get("success", False))
+                if session.step(answer).done:
                     break
         finally:
-            env.close()
+            session.close()
+        self.reward, self.turns, self.done = float(sum(session.rewards)), len(session.rewards), session.done
+        self.success = session.done and bool(session.info.get("success", False))
 
 
 class ShiftlabTask(vf.Task[ShiftlabData, vf.State, vf.TaskConfig]):
