@@ -11,6 +11,8 @@ with `--rewards outcome`) is the GRPO reward. The model and tokenizer are saved 
 then prints the `shiftlab eval` command that scores it on GP-L and its rule shift, and runs it with
 `--eval-episodes N`.
 
+The defaults are a starting point set by hand; none was tuned on any result.
+
 Caveat: the model learns to answer in tool calls, while `shiftlab eval` asks it in plain chat (no tools)
 and scores its text as the answer, so a model trained here answers there in the form it learned.
 """

@@ -2,6 +2,7 @@
 # GRPO on GP-L with verl 0.9.1, validated on GP-L and its rule shift side by side
 # (val-core/shiftlab/gp-l/acc/... and val-core/shiftlab/gp-l/rule-ood/acc/...).
 #
+# The values below are a starting point set by hand; none was tuned on any result.
 # NOT RUN HERE: it needs GPUs, verl 0.9.1 with its dependencies (ray, vllm or sglang, ...) and a model.
 # The override keys were checked against verl 0.9.1's verl/trainer/config/_generated_ppo_trainer.yaml;
 # the agent loop against verl/experimental/agent_loop/agent_loop.py. shiftlab must be installed in the

@@ -3,6 +3,7 @@
 # point's answer steps the environment, and the next observation (a new street-view image) is appended
 # to the conversation, so one sequence holds the whole route. Validated on the ID preset and its shifts.
 #
+# The values below are a starting point set by hand; none was tuned on any result.
 # NOT RUN HERE: it needs GPUs, verl 0.9.1 with its dependencies (ray, vllm or sglang, qwen_vl_utils, ...)
 # and a vision-language model. Keys checked against verl 0.9.1's _generated_ppo_trainer.yaml. A route of
 # several steps carries several images: raise data.max_response_length (the appended observations count
